@@ -1,0 +1,52 @@
+//! What the attribute was put on.
+
+use proc_macro2::TokenStream;
+use syn::spanned::Spanned;
+
+/// Parses the annotated item as a function with a body, or says what it is
+/// instead, pointing at it.
+pub(crate) fn parse(item: TokenStream) -> syn::Result<syn::ItemFn> {
+    if let Ok(function) = syn::parse2::<syn::ItemFn>(item.clone()) {
+        return Ok(function);
+    }
+    if let Ok(method) = syn::parse2::<syn::TraitItemFn>(item.clone()) {
+        if method.default.is_none() {
+            let at = method.semi_token.map_or(method.sig.span(), |s| s.span());
+            return Err(syn::Error::new(
+                at,
+                "`#[timeout]` needs a function with a body; a trait method without one has \
+                 nothing to run (put the attribute on the method in the `impl` instead)",
+            ));
+        }
+    }
+    let at = match syn::parse2::<syn::Item>(item.clone()) {
+        Ok(item) => describe(&item),
+        Err(_) => None,
+    };
+    let (span, what) = at.unwrap_or_else(|| (item.span(), "this item".into()));
+    Err(syn::Error::new(
+        span,
+        format!("`#[timeout]` goes on a function, not on {what}"),
+    ))
+}
+
+/// The keyword of a non-function item and how to call it.
+fn describe(item: &syn::Item) -> Option<(proc_macro2::Span, String)> {
+    Some(match item {
+        syn::Item::Struct(s) => (s.struct_token.span, "a struct".into()),
+        syn::Item::Enum(e) => (e.enum_token.span, "an enum".into()),
+        syn::Item::Union(u) => (u.union_token.span, "a union".into()),
+        syn::Item::Trait(t) => (t.trait_token.span, "a trait".into()),
+        syn::Item::Impl(i) => (
+            i.impl_token.span,
+            "an `impl` block (put it on the methods)".into(),
+        ),
+        syn::Item::Mod(m) => (m.mod_token.span, "a module".into()),
+        syn::Item::Const(c) => (c.const_token.span, "a constant".into()),
+        syn::Item::Static(s) => (s.static_token.span, "a static".into()),
+        syn::Item::Type(t) => (t.type_token.span, "a type alias".into()),
+        syn::Item::ForeignMod(f) => (f.abi.extern_token.span, "an `extern` block".into()),
+        syn::Item::Use(u) => (u.use_token.span, "a `use`".into()),
+        _ => return None,
+    })
+}

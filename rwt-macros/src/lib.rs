@@ -1,0 +1,21 @@
+//! The `#[timeout]` attribute of [rwt](https://docs.rs/rwt). An
+//! implementation detail: use it through `rwt`, which documents it.
+//!
+//! A pipeline, one stage per file: [`ast`] (what was written), [`attr`]
+//! (parse the options), [`valid`] (check options and signature),
+//! [`expand`] (generate), [`fallback`] (what to emit when there are errors).
+
+mod ast;
+mod attr;
+mod expand;
+mod fallback;
+mod valid;
+
+use proc_macro::TokenStream;
+
+/// Runs the function in a child process with a deadline. See the `rwt`
+/// crate for the options and what they mean.
+#[proc_macro_attribute]
+pub fn timeout(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::timeout(args.into(), item.into()).into()
+}

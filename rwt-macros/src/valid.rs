@@ -1,0 +1,319 @@
+//! Checks option values and the function's signature. Each problem is an
+//! error at the user's token: the value, the `&mut`, the `const`...
+
+use syn::spanned::Spanned;
+
+use crate::attr::{Args, Opt};
+
+/// Smallest `secs`: below a millisecond, starting the child eats it.
+const MIN_SECS: f64 = 0.001;
+/// Largest `secs` and `grace`: 100 years.
+const MAX_SECS: f64 = 100.0 * 365.25 * 24.0 * 3600.0;
+
+/// The deadline as written.
+pub(crate) enum Secs {
+    /// A number literal, checked here.
+    Value(f64),
+    /// A path to a `const`, checked at compile time by a generated
+    /// assertion.
+    Const(syn::Path),
+}
+
+/// How the child is made.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Fork,
+}
+
+/// Options after their checks; defaults where absent (or wrong, with an
+/// error recorded).
+pub(crate) struct Options {
+    pub secs: Secs,
+    pub ntries: u32,
+    pub kill: bool,
+    pub grace: f64,
+    pub mode: Mode,
+}
+
+pub(crate) fn options(args: Args, errors: &mut Vec<syn::Error>) -> Options {
+    let mut err = |span: proc_macro2::Span, msg: String| errors.push(syn::Error::new(span, msg));
+    let secs = match args.secs {
+        None => Secs::Value(1.0),
+        Some(opt) => match secs(&opt) {
+            Ok(s) => s,
+            Err((span, msg)) => {
+                err(span, msg);
+                Secs::Value(1.0)
+            }
+        },
+    };
+    let ntries = args.ntries.map_or(1, |opt| {
+        ntries(&opt).unwrap_or_else(|(span, msg)| {
+            err(span, msg);
+            1
+        })
+    });
+    let kill = args.kill.is_none_or(|opt| match &opt.value {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Bool(b),
+            ..
+        }) => b.value,
+        other => {
+            err(other.span(), "`kill` expects `true` or `false`".into());
+            true
+        }
+    });
+    let grace = args.grace.map_or(0.0, |opt| {
+        grace(&opt).unwrap_or_else(|(span, msg)| {
+            err(span, msg);
+            0.0
+        })
+    });
+    let mode = args.mode.map_or(Mode::Fork, |opt| {
+        mode(&opt).unwrap_or_else(|(span, msg)| {
+            err(span, msg);
+            Mode::Fork
+        })
+    });
+    Options {
+        secs,
+        ntries,
+        kill,
+        grace,
+        mode,
+    }
+}
+
+type Problem = (proc_macro2::Span, String);
+
+/// A number literal, possibly negated: its value, or `None` if the value
+/// is not a number literal at all.
+fn number(expr: &syn::Expr) -> Option<syn::Result<f64>> {
+    match expr {
+        syn::Expr::Lit(syn::ExprLit { lit, .. }) => match lit {
+            syn::Lit::Float(f) => Some(f.base10_parse::<f64>()),
+            syn::Lit::Int(i) => Some(i.base10_parse::<f64>()),
+            _ => None,
+        },
+        syn::Expr::Unary(syn::ExprUnary {
+            op: syn::UnOp::Neg(_),
+            expr,
+            ..
+        }) => number(expr).map(|r| r.map(|v| -v)),
+        syn::Expr::Group(g) => number(&g.expr),
+        syn::Expr::Paren(p) => number(&p.expr),
+        _ => None,
+    }
+}
+
+fn secs(opt: &Opt) -> Result<Secs, Problem> {
+    let span = opt.value.span();
+    if let syn::Expr::Path(p) = &opt.value {
+        if p.qself.is_none() {
+            return Ok(Secs::Const(p.path.clone()));
+        }
+    }
+    let value = match number(&opt.value) {
+        Some(Ok(v)) => v,
+        Some(Err(e)) => return Err((span, format!("`secs`: {e}"))),
+        None => {
+            return Err((
+                span,
+                "`secs` expects a number of seconds, like `secs = 1.5`, or a path to a \
+                 `const` of type `f64`"
+                    .into(),
+            ))
+        }
+    };
+    let problem = if !value.is_finite() {
+        "`secs` must be a finite number"
+    } else if value <= 0.0 {
+        "`secs` must be greater than 0"
+    } else if value < MIN_SECS {
+        "`secs` must be at least 0.001 (1 ms)"
+    } else if value > MAX_SECS {
+        "`secs` must be at most 3155760000 (100 years)"
+    } else {
+        return Ok(Secs::Value(value));
+    };
+    Err((span, problem.into()))
+}
+
+fn ntries(opt: &Opt) -> Result<u32, Problem> {
+    let span = opt.value.span();
+    let wrong = || {
+        (
+            span,
+            "`ntries` expects a whole number of attempts, like `ntries = 3`".to_owned(),
+        )
+    };
+    match &opt.value {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(i),
+            ..
+        }) => match i.base10_parse::<u32>() {
+            Ok(0) => Err((span, "`ntries` must be at least 1".into())),
+            Ok(n) => Ok(n),
+            Err(_) => Err((span, format!("`ntries` must be at most {}", u32::MAX))),
+        },
+        syn::Expr::Unary(syn::ExprUnary {
+            op: syn::UnOp::Neg(_),
+            expr,
+            ..
+        }) if matches!(
+            **expr,
+            syn::Expr::Lit(syn::ExprLit {
+                lit: syn::Lit::Int(_),
+                ..
+            })
+        ) =>
+        {
+            Err((span, "`ntries` must be at least 1".into()))
+        }
+        _ => Err(wrong()),
+    }
+}
+
+fn grace(opt: &Opt) -> Result<f64, Problem> {
+    let span = opt.value.span();
+    let value = match number(&opt.value) {
+        Some(Ok(v)) => v,
+        Some(Err(e)) => return Err((span, format!("`grace`: {e}"))),
+        None => {
+            return Err((
+                span,
+                "`grace` expects a number of seconds, like `grace = 0.5`".into(),
+            ))
+        }
+    };
+    if !value.is_finite() {
+        Err((span, "`grace` must be a finite number".into()))
+    } else if value < 0.0 || (value == 0.0 && value.is_sign_negative()) {
+        Err((span, "`grace` must not be negative".into()))
+    } else if value > MAX_SECS {
+        Err((
+            span,
+            "`grace` must be at most 3155760000 (100 years)".into(),
+        ))
+    } else {
+        Ok(value)
+    }
+}
+
+fn mode(opt: &Opt) -> Result<Mode, Problem> {
+    let span = opt.value.span();
+    let syn::Expr::Lit(syn::ExprLit {
+        lit: syn::Lit::Str(s),
+        ..
+    }) = &opt.value
+    else {
+        return Err((
+            span,
+            "`mode` expects a string: `\"fork\"`, `\"exec\"` or `\"pool\"`".into(),
+        ));
+    };
+    match s.value().as_str() {
+        "fork" => Ok(Mode::Fork),
+        m @ ("exec" | "pool") => Err((
+            span,
+            format!("`mode = \"{m}\"` is not supported yet; use `mode = \"fork\"` (the default)"),
+        )),
+        other => Err((
+            span,
+            format!("unknown mode `\"{other}\"`; expected `\"fork\"`, `\"exec\"` or `\"pool\"`"),
+        )),
+    }
+}
+
+/// Checks what the signature allows. Errors point at the offending token.
+pub(crate) fn signature(sig: &syn::Signature, errors: &mut Vec<syn::Error>) {
+    let mut err = |span: proc_macro2::Span, msg: &str| errors.push(syn::Error::new(span, msg));
+    if let Some(c) = &sig.constness {
+        err(
+            c.span,
+            "`#[timeout]` cannot go on a `const fn`: a child process cannot run at compile time",
+        );
+    }
+    if let Some(a) = &sig.asyncness {
+        err(
+            a.span,
+            "`#[timeout]` does not support `async fn` yet; call a plain `fn` from \
+             `tokio::task::spawn_blocking` instead",
+        );
+    }
+    if let Some(abi) = &sig.abi {
+        err(
+            abi.extern_token.span,
+            "`#[timeout]` cannot go on an `extern` function: its callers expect the \
+             original signature, and rwt changes the return type",
+        );
+    }
+    if let Some(v) = &sig.variadic {
+        err(
+            v.dots.spans[0],
+            "`#[timeout]` cannot go on a variadic function",
+        );
+    }
+    for input in &sig.inputs {
+        match input {
+            syn::FnArg::Receiver(r) => {
+                if r.reference.is_some() && r.mutability.is_some() {
+                    err(
+                        r.span(),
+                        "`&mut self` cannot be used: changes made in the child process never \
+                         come back; take `&self`, or `self` and return the new value",
+                    );
+                }
+            }
+            syn::FnArg::Typed(t) => check_param_type(&t.ty, &mut err),
+        }
+    }
+    if let syn::ReturnType::Type(_, ty) = &sig.output {
+        if let syn::Type::ImplTrait(i) = &**ty {
+            err(
+                i.impl_token.span,
+                "the return type cannot be `impl Trait`: the caller decodes the result, so \
+                 it must name the type",
+            );
+        }
+    }
+}
+
+fn check_param_type(ty: &syn::Type, err: &mut impl FnMut(proc_macro2::Span, &str)) {
+    match ty {
+        syn::Type::Reference(r) => {
+            if let Some(m) = &r.mutability {
+                let span = r.and_token.span.join(m.span).unwrap_or(m.span);
+                err(
+                    span,
+                    "a `&mut` parameter cannot be used: changes made in the child process \
+                     never come back; take the value and return the new one",
+                );
+            } else {
+                check_param_type(&r.elem, err);
+            }
+        }
+        syn::Type::ImplTrait(i) => err(
+            i.impl_token.span,
+            "`impl Trait` parameters are not supported by `#[timeout]`; use a generic \
+             parameter, as in `fn f<T: Trait>(x: T)`",
+        ),
+        syn::Type::Paren(p) => check_param_type(&p.elem, err),
+        syn::Type::Group(g) => check_param_type(&g.elem, err),
+        syn::Type::Tuple(t) => t.elems.iter().for_each(|e| check_param_type(e, err)),
+        syn::Type::Array(a) => check_param_type(&a.elem, err),
+        syn::Type::Slice(s) => check_param_type(&s.elem, err),
+        syn::Type::Path(p) => {
+            for seg in &p.path.segments {
+                if let syn::PathArguments::AngleBracketed(args) = &seg.arguments {
+                    for arg in &args.args {
+                        if let syn::GenericArgument::Type(t) = arg {
+                            check_param_type(t, err);
+                        }
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}

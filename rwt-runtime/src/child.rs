@@ -1,0 +1,203 @@
+//! What the child does between `fork()` and `_exit`: set itself apart from
+//! the caller, run the function, send the result frame, leave.
+//!
+//! The child leaves only through `_exit`: no destructor or at-exit handler
+//! of the caller's state runs twice, and it never returns into the caller's
+//! code, even if rwt's own code here were to panic.
+
+use std::cell::{Cell, RefCell};
+use std::io::Write;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::panic::{self, AssertUnwindSafe};
+
+use nix::errno::Errno;
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal};
+use nix::unistd::Pid;
+
+use crate::codec::{self, Kind};
+
+/// Exit code of a child whose caller died before it could arm
+/// PR_SET_PDEATHSIG: nobody is left to read it.
+pub(crate) const EXIT_CALLER_GONE: i32 = 125;
+/// Exit code of a child in which rwt's own code failed.
+pub(crate) const EXIT_INTERNAL: i32 = 126;
+
+/// What the child needs to know from the parent.
+pub(crate) struct Setup {
+    /// The caller's pid, to check that it is still alive after arming
+    /// PR_SET_PDEATHSIG.
+    pub parent: Pid,
+    /// Whether the child should die with its caller.
+    pub kill: bool,
+    /// The result pipe's write end.
+    pub pipe: OwnedFd,
+    /// Descriptors of other rwt calls inherited from the caller.
+    pub close: Vec<RawFd>,
+}
+
+thread_local! {
+    /// Set on the thread that runs the function in the child.
+    static IN_BODY: Cell<bool> = const { Cell::new(false) };
+    /// The last panic of the function: message and location.
+    static PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Runs in the child right after `fork`. Never returns.
+pub(crate) fn run<R, F>(setup: Setup, body: F, failed: fn(&R) -> bool) -> !
+where
+    F: FnOnce() -> R,
+    R: serde::Serialize,
+{
+    let code = match panic::catch_unwind(AssertUnwindSafe(move || {
+        let pipe = setup.pipe;
+        prepare(setup.parent, setup.kill, &setup.close);
+        let frame = call(body, failed, pipe.as_raw_fd());
+        // What the function printed goes out before the result does, so the
+        // caller never sees its own later output overtaken by the child's.
+        let _ = std::io::stdout().flush();
+        let _ = write_frame(&pipe, &frame);
+    })) {
+        Ok(()) => 0,
+        Err(_) => EXIT_INTERNAL,
+    };
+    exit_now(code)
+}
+
+/// Ends the child at once: no destructors, no at-exit handlers, no
+/// flushing of the caller's buffers (the child flushes its own stdout first).
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit is async-signal-safe and takes no pointers; it ends the
+    // process without running any code of the caller's.
+    unsafe { nix::libc::_exit(code) }
+}
+
+/// Child hygiene before user code runs.
+fn prepare(parent: Pid, kill: bool, close: &[RawFd]) {
+    // Own process group: a group kill reaches everything the function
+    // starts, and the terminal's Ctrl-C goes to the caller, not here.
+    let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if kill {
+        // Die with the caller. The caller may already be gone (then the
+        // signal was never armed): check after arming.
+        let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+        if nix::unistd::getppid() != parent {
+            exit_now(EXIT_CALLER_GONE);
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = (parent, kill);
+    // SIGTERM must be able to end the child even if the caller installed a
+    // handler, ignored it, or blocked it (the function may install its own).
+    // SAFETY: SIG_DFL installs no handler code, so no handler can observe a
+    // half-set-up state.
+    let _ = unsafe { nix::sys::signal::signal(Signal::SIGTERM, SigHandler::SigDfl) };
+    let mut term = SigSet::empty();
+    term.add(Signal::SIGTERM);
+    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&term), None);
+    // stdin is /dev/null: a child in its own group that read the terminal
+    // would be stopped by SIGTTIN and hang until its deadline.
+    if let Ok(null) = nix::fcntl::open(
+        "/dev/null",
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    ) {
+        let _ = nix::unistd::dup2_stdin(&null);
+    }
+    for &fd in close {
+        let _ = nix::unistd::close(fd);
+    }
+    // A crashing child does not dump core: a large dump would hold the reap
+    // for seconds.
+    if let Ok((_, hard)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_CORE)
+    {
+        let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, hard);
+    }
+}
+
+/// Runs the function and builds the frame for its outcome.
+fn call<R, F>(body: F, failed: fn(&R) -> bool, pipe: RawFd) -> (Kind, Vec<u8>)
+where
+    F: FnOnce() -> R,
+    R: serde::Serialize,
+{
+    install_panic_hook(pipe);
+    IN_BODY.with(|b| b.set(true));
+    let outcome = panic::catch_unwind(AssertUnwindSafe(body));
+    IN_BODY.with(|b| b.set(false));
+    match outcome {
+        Ok(value) => {
+            let frame = match codec::encode(&value) {
+                Ok(bytes) if failed(&value) => (Kind::Failed, bytes),
+                Ok(bytes) => (Kind::Value, bytes),
+                Err(detail) => (Kind::EncodeError, detail.into_bytes()),
+            };
+            // The process ends right after: its memory goes with it.
+            std::mem::forget(value);
+            frame
+        }
+        Err(payload) => {
+            let message = PANIC
+                .with(|p| p.borrow_mut().take())
+                .unwrap_or_else(|| payload_text(&*payload).to_owned());
+            std::mem::forget(payload);
+            (Kind::Panic, message.into_bytes())
+        }
+    }
+}
+
+/// Records the function's panics (message and location) instead of printing
+/// them: they come back to the caller as `Error::Panicked`. Panics on other
+/// threads the function started go to the previous hook as usual.
+fn install_panic_hook(pipe: RawFd) {
+    let previous = panic::take_hook();
+    panic::set_hook(Box::new(move |info| {
+        if !IN_BODY.with(Cell::get) {
+            previous(info);
+            return;
+        }
+        let text = payload_text(info.payload());
+        let message = match info.location() {
+            Some(loc) => format!("{text} ({}:{}:{})", loc.file(), loc.line(), loc.column()),
+            None => text.to_owned(),
+        };
+        if cfg!(panic = "abort") {
+            // Nothing will unwind back to `call`: send the frame now, the
+            // abort that follows is not the function's crash.
+            let _ = std::io::stdout().flush();
+            // SAFETY: `pipe` is the result pipe's write end, open for the
+            // whole life of the child (owned by `run`, which never returns).
+            let fd = unsafe { BorrowedFd::borrow_raw(pipe) };
+            let _ = write_frame(&fd, &(Kind::Panic, message.into_bytes()));
+        } else {
+            PANIC.with(|p| *p.borrow_mut() = Some(message));
+        }
+    }));
+}
+
+/// The text of a panic payload: `&str` and `String` as they are.
+fn payload_text(payload: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s
+    } else {
+        "panic payload of a non-string type"
+    }
+}
+
+fn write_frame(fd: &impl std::os::fd::AsFd, (kind, body): &(Kind, Vec<u8>)) -> nix::Result<()> {
+    write_all(fd, &codec::header(*kind, body.len()))?;
+    write_all(fd, body)
+}
+
+fn write_all(fd: &impl std::os::fd::AsFd, mut data: &[u8]) -> nix::Result<()> {
+    while !data.is_empty() {
+        match nix::unistd::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}

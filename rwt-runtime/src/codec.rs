@@ -1,0 +1,261 @@
+//! The result frame: what the child writes on its pipe, and the parent's
+//! incremental reader for it.
+//!
+//! A frame is a 9-byte header, one byte of kind and a little-endian `u64`
+//! length, then that many bytes of body. The parent never waits for end of
+//! file: a frame is complete when its length says so (a sibling child forked
+//! by another thread, or a grandchild, may hold the pipe's write end open
+//! long after the child is gone).
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Length of the frame header: kind (1 byte) + body length (8 bytes).
+pub(crate) const HEADER_LEN: usize = 9;
+
+/// What a frame carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// The function's value, MessagePack.
+    Value,
+    /// The function's value, MessagePack, and it counts as a failed attempt
+    /// (an `Err` of a function that returns a `Result`).
+    Failed,
+    /// The function panicked; body is the UTF-8 message with its location.
+    Panic,
+    /// The child could not encode the value; body is the UTF-8 reason.
+    EncodeError,
+}
+
+impl Kind {
+    const fn byte(self) -> u8 {
+        match self {
+            Kind::Value => b'V',
+            Kind::Failed => b'F',
+            Kind::Panic => b'P',
+            Kind::EncodeError => b'E',
+        }
+    }
+
+    const fn from_byte(byte: u8) -> Option<Kind> {
+        match byte {
+            b'V' => Some(Kind::Value),
+            b'F' => Some(Kind::Failed),
+            b'P' => Some(Kind::Panic),
+            b'E' => Some(Kind::EncodeError),
+            _ => None,
+        }
+    }
+}
+
+/// The header for a body of `len` bytes.
+pub(crate) fn header(kind: Kind, len: usize) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[0] = kind.byte();
+    h[1..].copy_from_slice(&(len as u64).to_le_bytes());
+    h
+}
+
+/// Encodes a value as MessagePack (structs as maps, so serde attributes such
+/// as `skip_serializing_if` round-trip).
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
+    rmp_serde::to_vec_named(value).map_err(|e| format!("could not encode the result: {e}"))
+}
+
+/// Decodes a value written by [`encode`].
+pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    rmp_serde::from_slice(body).map_err(|e| {
+        format!(
+            "could not decode the result as `{}`: {e}",
+            std::any::type_name::<T>()
+        )
+    })
+}
+
+/// A complete frame.
+#[derive(Debug)]
+pub(crate) struct Frame {
+    pub kind: Kind,
+    pub body: Vec<u8>,
+}
+
+/// Why a byte stream is not a frame rwt accepts.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum FrameError {
+    /// The kind byte is none of ours.
+    BadKind(u8),
+    /// The length prefix is over the result limit.
+    TooLarge { len: u64, limit: u64 },
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::BadKind(b) => write!(f, "malformed result frame (kind byte {b:#04x})"),
+            FrameError::TooLarge { len, limit } => write!(
+                f,
+                "result of {len} bytes exceeds the limit of {limit} bytes"
+            ),
+        }
+    }
+}
+
+/// Collects a frame from pieces as they arrive. Memory grows with the bytes
+/// received, never with what the length prefix claims.
+#[derive(Debug)]
+pub(crate) struct FrameReader {
+    limit: u64,
+    header: [u8; HEADER_LEN],
+    header_len: usize,
+    kind: Option<Kind>,
+    expected: usize,
+    body: Vec<u8>,
+}
+
+impl FrameReader {
+    pub(crate) fn new(limit: u64) -> Self {
+        FrameReader {
+            limit,
+            header: [0; HEADER_LEN],
+            header_len: 0,
+            kind: None,
+            expected: 0,
+            body: Vec::new(),
+        }
+    }
+
+    /// Is the frame whole?
+    pub(crate) fn is_complete(&self) -> bool {
+        self.kind.is_some() && self.body.len() == self.expected
+    }
+
+    /// Takes bytes read from the pipe. Bytes past the end of the frame are
+    /// ignored.
+    pub(crate) fn feed(&mut self, mut data: &[u8]) -> Result<(), FrameError> {
+        if self.kind.is_none() {
+            let take = data.len().min(HEADER_LEN - self.header_len);
+            self.header[self.header_len..self.header_len + take].copy_from_slice(&data[..take]);
+            self.header_len += take;
+            data = &data[take..];
+            if self.header_len < HEADER_LEN {
+                return Ok(());
+            }
+            let kind =
+                Kind::from_byte(self.header[0]).ok_or(FrameError::BadKind(self.header[0]))?;
+            let mut len = [0u8; 8];
+            len.copy_from_slice(&self.header[1..]);
+            let len = u64::from_le_bytes(len);
+            if len > self.limit {
+                return Err(FrameError::TooLarge {
+                    len,
+                    limit: self.limit,
+                });
+            }
+            self.expected = usize::try_from(len).map_err(|_| FrameError::TooLarge {
+                len,
+                limit: self.limit,
+            })?;
+            self.kind = Some(kind);
+        }
+        let take = data.len().min(self.expected - self.body.len());
+        if take > 0 {
+            let missing = self.expected - self.body.len();
+            // Grow by doubling what arrived so far, capped at what is still
+            // missing: a lying prefix costs nothing, a true one costs no
+            // more than one spare copy's worth of capacity.
+            let grow = missing.min(self.body.len().max(64 * 1024));
+            if self.body.capacity() - self.body.len() < take {
+                self.body.reserve_exact(grow.max(take));
+            }
+            self.body.extend_from_slice(&data[..take]);
+        }
+        Ok(())
+    }
+
+    /// The frame, once complete.
+    pub(crate) fn into_frame(self) -> Option<Frame> {
+        match self.kind {
+            Some(kind) if self.body.len() == self.expected => Some(Frame {
+                kind,
+                body: self.body,
+            }),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: Kind, body: &[u8]) -> Vec<u8> {
+        let mut v = header(kind, body.len()).to_vec();
+        v.extend_from_slice(body);
+        v
+    }
+
+    #[test]
+    fn a_frame_arrives_in_any_pieces() {
+        let bytes = frame(Kind::Value, &encode(&vec![7u32; 1000]).unwrap());
+        for piece in [1, 2, 8, 9, 10, 4096, bytes.len()] {
+            let mut r = FrameReader::new(1 << 20);
+            for chunk in bytes.chunks(piece) {
+                assert!(!r.is_complete());
+                r.feed(chunk).unwrap();
+            }
+            let f = r.into_frame().unwrap();
+            assert_eq!(f.kind, Kind::Value);
+            assert_eq!(decode::<Vec<u32>>(&f.body).unwrap(), vec![7u32; 1000]);
+        }
+    }
+
+    #[test]
+    fn empty_body_and_trailing_bytes() {
+        let mut bytes = frame(Kind::Panic, b"");
+        bytes.extend_from_slice(b"junk after the frame");
+        let mut r = FrameReader::new(10);
+        r.feed(&bytes).unwrap();
+        let f = r.into_frame().unwrap();
+        assert_eq!((f.kind, f.body.len()), (Kind::Panic, 0));
+    }
+
+    #[test]
+    fn a_huge_prefix_is_refused_before_allocating() {
+        let mut h = header(Kind::Value, 0);
+        h[1..].copy_from_slice(&(1u64 << 40).to_le_bytes());
+        let mut r = FrameReader::new(1 << 30);
+        assert_eq!(
+            r.feed(&h),
+            Err(FrameError::TooLarge {
+                len: 1 << 40,
+                limit: 1 << 30
+            })
+        );
+        assert_eq!(r.body.capacity(), 0);
+    }
+
+    #[test]
+    fn a_lying_prefix_costs_only_what_arrives() {
+        let mut h = header(Kind::Value, 0);
+        h[1..].copy_from_slice(&(1u64 << 29).to_le_bytes());
+        let mut r = FrameReader::new(1 << 30);
+        r.feed(&h).unwrap();
+        r.feed(&[0u8; 100]).unwrap();
+        assert!(r.body.capacity() <= 64 * 1024);
+        assert!(!r.is_complete());
+        assert!(r.into_frame().is_none());
+    }
+
+    #[test]
+    fn unknown_kind_is_an_error() {
+        let mut r = FrameReader::new(10);
+        assert_eq!(r.feed(&[b'X'; 9]), Err(FrameError::BadKind(b'X')));
+    }
+
+    #[test]
+    fn decode_type_mismatch_is_an_error() {
+        let body = encode(&"text").unwrap();
+        let e = decode::<u64>(&body).unwrap_err();
+        assert!(e.contains("`u64`"), "{e}");
+    }
+}

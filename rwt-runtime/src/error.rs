@@ -1,0 +1,263 @@
+//! The error a call returns when it has no value to give.
+
+use std::fmt;
+
+/// Why a call of a `#[timeout]` function (or of [`run_with_timeout`]) did
+/// not return the function's value.
+///
+/// After several attempts the error is the last attempt's, with `attempts`
+/// saying how many were made.
+///
+/// [`run_with_timeout`]: crate::run_with_timeout
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The deadline passed before the child returned a result.
+    Timeout {
+        /// Name of the function.
+        function: String,
+        /// Deadline of one attempt, in seconds.
+        secs: f64,
+        /// Attempts made.
+        attempts: u32,
+        /// Whether the child (and its process group) was killed.
+        killed: bool,
+        /// Pids of children left running (`kill = false`), one per timed-out
+        /// attempt. rwt reaps each when it ends; it never becomes a zombie.
+        orphans: Vec<u32>,
+    },
+    /// The function panicked in the child.
+    Panicked {
+        /// Name of the function.
+        function: String,
+        /// The panic message followed by its location in parentheses, as in
+        /// `boom (src/lib.rs:3:5)`.
+        message: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The child ended without a result: a signal, `process::exit`, abort,
+    /// out of memory, or a SIGKILL that rwt did not send.
+    Crashed {
+        /// Name of the function.
+        function: String,
+        /// The signal that ended the child, if one did.
+        signal: Option<i32>,
+        /// The child's exit code, if it exited.
+        exit_code: Option<i32>,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The result could not cross the process boundary: it failed to
+    /// encode or decode, or it exceeded the result size limit. Not retried:
+    /// the same value would fail again.
+    Codec {
+        /// Name of the function.
+        function: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The child process could not be started (no more processes or file
+    /// descriptors, out of memory). Not retried.
+    Spawn {
+        /// Name of the function.
+        function: String,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// An option had a value out of range (run-time API only; the attribute
+    /// checks its options at compile time).
+    InvalidOptions {
+        /// Which option and why.
+        detail: String,
+    },
+    /// The call was cancelled before it finished.
+    Cancelled {
+        /// Name of the function.
+        function: String,
+    },
+}
+
+impl Error {
+    /// `true` for [`Error::Timeout`].
+    #[must_use]
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+
+    /// Pids of children left running by `kill = false`; empty otherwise.
+    #[must_use]
+    pub fn orphans(&self) -> &[u32] {
+        match self {
+            Error::Timeout { orphans, .. } => orphans,
+            _ => &[],
+        }
+    }
+}
+
+/// ", after 3 attempts" when more than one attempt was made.
+struct AfterAttempts(u32);
+
+impl fmt::Display for AfterAttempts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 > 1 {
+            write!(f, ", after {} attempts", self.0)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Timeout {
+                function,
+                secs,
+                attempts,
+                killed,
+                orphans,
+            } => {
+                write!(f, "function `{function}` timed out after {secs} s")?;
+                if *attempts > 1 {
+                    write!(f, " on each of {attempts} attempts")?;
+                }
+                f.write_str(if *killed {
+                    " (killed)"
+                } else {
+                    " (not killed)"
+                })?;
+                if !orphans.is_empty() {
+                    f.write_str("; orphaned pids:")?;
+                    for pid in orphans {
+                        write!(f, " {pid}")?;
+                    }
+                }
+                Ok(())
+            }
+            Error::Panicked {
+                function,
+                message,
+                attempts,
+            } => write!(
+                f,
+                "function `{function}` panicked: {message}{}",
+                AfterAttempts(*attempts)
+            ),
+            Error::Crashed {
+                function,
+                signal,
+                exit_code,
+                attempts,
+            } => {
+                write!(f, "function `{function}` crashed: ")?;
+                match (signal, exit_code) {
+                    (Some(sig), _) => match signal_name(*sig) {
+                        Some(name) => write!(f, "killed by signal {sig} ({name})")?,
+                        None => write!(f, "killed by signal {sig}")?,
+                    },
+                    (None, Some(code)) => {
+                        write!(f, "exited with code {code} without returning a result")?;
+                    }
+                    (None, None) => f.write_str(
+                        "ended without a result, and its exit status was taken by \
+                         someone else (SIGCHLD ignored, or a waitpid(-1) elsewhere)",
+                    )?,
+                }
+                write!(f, "{}", AfterAttempts(*attempts))
+            }
+            Error::Codec { function, detail } => write!(
+                f,
+                "function `{function}`: the result could not cross the process boundary: {detail}"
+            ),
+            Error::Spawn { function, source } => write!(
+                f,
+                "function `{function}`: could not start a child process: {source}"
+            ),
+            Error::InvalidOptions { detail } => write!(f, "invalid rwt options: {detail}"),
+            Error::Cancelled { function } => write!(f, "function `{function}` was cancelled"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Spawn { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(unix)]
+fn signal_name(sig: i32) -> Option<&'static str> {
+    nix::sys::signal::Signal::try_from(sig)
+        .ok()
+        .map(nix::sys::signal::Signal::as_str)
+}
+
+#[cfg(not(unix))]
+fn signal_name(_sig: i32) -> Option<&'static str> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_reads_like_the_spec() {
+        let e = Error::Timeout {
+            function: "sleepy".into(),
+            secs: 0.2,
+            attempts: 1,
+            killed: true,
+            orphans: vec![],
+        };
+        assert_eq!(
+            e.to_string(),
+            "function `sleepy` timed out after 0.2 s (killed)"
+        );
+        let e = Error::Timeout {
+            function: "stubborn".into(),
+            secs: 0.5,
+            attempts: 3,
+            killed: false,
+            orphans: vec![2069926, 2069931, 2069969],
+        };
+        assert_eq!(
+            e.to_string(),
+            "function `stubborn` timed out after 0.5 s on each of 3 attempts (not killed); \
+             orphaned pids: 2069926 2069931 2069969"
+        );
+        assert_eq!(e.orphans(), &[2069926, 2069931, 2069969]);
+        let e = Error::Panicked {
+            function: "parse".into(),
+            message: "index out of bounds: the len is 3 but the index is 7 (src/parse.rs:10:5)"
+                .into(),
+            attempts: 1,
+        };
+        assert_eq!(
+            e.to_string(),
+            "function `parse` panicked: index out of bounds: the len is 3 but the index is 7 \
+             (src/parse.rs:10:5)"
+        );
+        let e = Error::Crashed {
+            function: "ffi_call".into(),
+            signal: Some(11),
+            exit_code: None,
+            attempts: 1,
+        };
+        assert_eq!(
+            e.to_string(),
+            "function `ffi_call` crashed: killed by signal 11 (SIGSEGV)"
+        );
+        assert!(!e.is_timeout());
+        assert!(e.orphans().is_empty());
+    }
+
+    #[test]
+    fn error_is_send_sync_static() {
+        fn check<T: std::error::Error + Send + Sync + 'static>() {}
+        check::<Error>();
+    }
+}

@@ -1,0 +1,176 @@
+//! The runtime of [rwt](https://docs.rs/rwt): child processes, result
+//! codec, deadlines, kill, retry, errors.
+//!
+//! This crate is an implementation detail: depend on `rwt`, which re-exports
+//! everything meant for users and documents it.
+
+#![cfg_attr(
+    not(unix),
+    allow(unused_imports, dead_code, unreachable_code, unused_variables)
+)]
+
+#[cfg(not(unix))]
+compile_error!(
+    "rwt runs functions in child processes made with fork() and supports Unix \
+     systems only (Linux is tested); Windows is not supported"
+);
+
+#[cfg(unix)]
+mod child;
+#[cfg(unix)]
+mod codec;
+#[cfg(unix)]
+mod deadline;
+mod error;
+#[cfg(unix)]
+mod fork;
+mod options;
+#[cfg(unix)]
+mod process;
+#[cfg(unix)]
+mod reaper;
+#[cfg(unix)]
+mod registry;
+#[cfg(unix)]
+mod run;
+
+pub use error::Error;
+pub use options::Options;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Runs `f` in a forked child process with the deadline, attempts and kill
+/// policy of `options`, and returns its value.
+///
+/// For deadlines known only at run time; the `#[timeout]` attribute is the
+/// usual way. The closure runs in a `fork()` of the caller (it cannot be
+/// found again in a fresh process), so it sees the caller's memory as of
+/// the call, and only its value comes back.
+///
+/// A value that is an `Err` is returned as it is and not retried (the
+/// attribute retries those; here `R` may be any type).
+///
+/// # Errors
+///
+/// [`Error::InvalidOptions`] for an option out of range; otherwise as for
+/// the attribute: [`Error::Timeout`], [`Error::Panicked`],
+/// [`Error::Crashed`], [`Error::Codec`], [`Error::Spawn`].
+pub fn run_with_timeout<R, F>(options: &Options, f: F) -> Result<R, Error>
+where
+    F: FnOnce() -> R,
+    R: Serialize + DeserializeOwned,
+{
+    run::run(options, std::any::type_name::<F>(), f, |_| false)
+}
+
+/// Items used by the code that `#[rwt::timeout]` generates. Not public API:
+/// they may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    use serde::de::DeserializeOwned;
+    use serde::Serialize;
+
+    pub use crate::options::{grace_problem, secs_problem};
+    pub use crate::{Error, Options};
+
+    /// Runs the body of a fork-mode `#[timeout]` function.
+    ///
+    /// # Errors
+    ///
+    /// As documented on `rwt::Error`.
+    pub fn call_fork<R, F>(
+        options: &Options,
+        function: &'static str,
+        body: F,
+        failed: fn(&R) -> bool,
+    ) -> Result<R, Error>
+    where
+        F: FnOnce() -> R,
+        R: Serialize + DeserializeOwned,
+    {
+        crate::run::run(options, function, body, failed)
+    }
+
+    /// A value that must cross a process boundary: `Serialize` to leave the
+    /// child, `DeserializeOwned` to arrive in the caller.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be sent between processes",
+        label = "this type must implement `Serialize` and `DeserializeOwned`",
+        note = "derive them with `#[derive(serde::Serialize, serde::Deserialize)]`, \
+                or return a type that has them"
+    )]
+    pub trait CrossesProcesses: Serialize + DeserializeOwned {}
+
+    impl<T: Serialize + DeserializeOwned> CrossesProcesses for T {}
+
+    /// Fails to compile, at the user's return type, when it cannot cross.
+    pub const fn return_type_crosses_processes<T: CrossesProcesses>() {}
+
+    /// Checks `secs = CONST` at compile time.
+    pub const fn checked_secs(secs: f64) -> f64 {
+        match secs_problem(secs) {
+            None => secs,
+            Some(problem) => const_panic_secs(problem),
+        }
+    }
+
+    #[track_caller]
+    const fn const_panic_secs(problem: &'static str) -> f64 {
+        // A const panic can only print literals: one per message.
+        match problem.len() {
+            _ if eq(problem, "must be a finite number") => {
+                panic!("`secs` must be a finite number")
+            }
+            _ if eq(problem, "must be greater than 0") => panic!("`secs` must be greater than 0"),
+            _ if eq(problem, "must be at least 0.001 (1 ms)") => {
+                panic!("`secs` must be at least 0.001 (1 ms)")
+            }
+            _ => panic!("`secs` must be at most 3155760000 (100 years)"),
+        }
+    }
+
+    const fn eq(a: &str, b: &str) -> bool {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+
+    /// Tells whether a function's value is an `Err` (autoref
+    /// specialisation: `Result` types pick [`ResultProbe`], everything else,
+    /// including a generic `T`, falls back to [`OtherProbe`]).
+    pub struct Probe<'a, T>(pub &'a T);
+
+    /// The `Result` case of [`Probe`].
+    pub trait ResultProbe {
+        /// `true` for an `Err`.
+        fn __rwt_failed(&self) -> bool;
+    }
+
+    impl<T, E> ResultProbe for Probe<'_, ::core::result::Result<T, E>> {
+        fn __rwt_failed(&self) -> bool {
+            self.0.is_err()
+        }
+    }
+
+    /// The fallback case of [`Probe`].
+    pub trait OtherProbe {
+        /// Always `false`: only a `Result` can fail.
+        fn __rwt_failed(&self) -> bool;
+    }
+
+    impl<T> OtherProbe for &Probe<'_, T> {
+        fn __rwt_failed(&self) -> bool {
+            false
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! `Options`: the run-time form of the attribute's options, and their checks.
+
+use std::time::Duration;
+
+use crate::Error;
+
+/// The smallest deadline accepted: below a millisecond the cost of starting a
+/// child process alone would eat it.
+pub const MIN_SECS: f64 = 0.001;
+/// The largest deadline or grace accepted: 100 years. `Instant` arithmetic is
+/// safe well past this on every supported platform.
+pub const MAX_SECS: f64 = 100.0 * 365.25 * 24.0 * 3600.0;
+/// Default cap on the encoded size of a result: 1 GiB.
+pub const DEFAULT_RESULT_LIMIT: u64 = 1 << 30;
+
+/// How a call is run: deadline, attempts, what to do on timeout.
+///
+/// A by-value builder. [`Options::new`] (the same as [`Options::default`]) is
+/// one attempt of 1 second, killing the child on timeout with no grace.
+///
+/// ```
+/// let opts = rwt::Options::new().secs(1.5).ntries(3).kill(true).grace(0.1);
+/// # let _ = opts;
+/// ```
+///
+/// Values are checked when a call is made: an invalid one makes the call
+/// return [`Error::InvalidOptions`], never panic.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Options {
+    secs: f64,
+    ntries: u32,
+    kill: bool,
+    grace: f64,
+    result_limit: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Options {
+    /// One attempt of 1 second, kill on timeout, no grace.
+    #[must_use]
+    pub const fn new() -> Self {
+        Options {
+            secs: 1.0,
+            ntries: 1,
+            kill: true,
+            grace: 0.0,
+            result_limit: DEFAULT_RESULT_LIMIT,
+        }
+    }
+
+    /// Deadline of one attempt, in seconds: finite, from 0.001 to 100 years.
+    #[must_use]
+    pub const fn secs(mut self, secs: f64) -> Self {
+        self.secs = secs;
+        self
+    }
+
+    /// Attempts in all, at least 1. A new attempt follows a timeout, a panic,
+    /// a crash, or (through the attribute) an `Err` from a function that
+    /// returns a `Result`.
+    #[must_use]
+    pub const fn ntries(mut self, ntries: u32) -> Self {
+        self.ntries = ntries;
+        self
+    }
+
+    /// On timeout, kill the child and its process group (`true`, the
+    /// default), or leave it running and report its pid as an orphan.
+    #[must_use]
+    pub const fn kill(mut self, kill: bool) -> Self {
+        self.kill = kill;
+        self
+    }
+
+    /// When killing: send SIGTERM first and SIGKILL `grace` seconds later
+    /// (sooner if the child is gone). 0, the default, sends SIGKILL at once.
+    #[must_use]
+    pub const fn grace(mut self, grace: f64) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Largest encoded result accepted, in bytes (default 1 GiB). A larger
+    /// one gives [`Error::Codec`] before anything of its size is allocated.
+    #[must_use]
+    pub const fn result_limit(mut self, bytes: u64) -> Self {
+        self.result_limit = bytes;
+        self
+    }
+
+    /// Checks every value and converts the durations.
+    pub(crate) fn check(&self) -> Result<Checked, Error> {
+        let invalid = |detail: String| Err(Error::InvalidOptions { detail });
+        if let Some(problem) = secs_problem(self.secs) {
+            return invalid(format!("`secs` {problem}, got {}", self.secs));
+        }
+        if self.ntries == 0 {
+            return invalid("`ntries` must be at least 1, got 0".into());
+        }
+        if let Some(problem) = grace_problem(self.grace) {
+            return invalid(format!("`grace` {problem}, got {}", self.grace));
+        }
+        if self.result_limit == 0 {
+            return invalid("`result_limit` must be at least 1 byte".into());
+        }
+        // Both values are finite and in range here, so neither can fail.
+        let secs = Duration::try_from_secs_f64(self.secs);
+        let grace = Duration::try_from_secs_f64(self.grace);
+        match (secs, grace) {
+            (Ok(secs), Ok(grace)) => Ok(Checked {
+                secs,
+                secs_f64: self.secs,
+                ntries: self.ntries,
+                kill: self.kill,
+                grace,
+                result_limit: self.result_limit,
+            }),
+            _ => invalid(format!(
+                "durations out of range: secs {}, grace {}",
+                self.secs, self.grace
+            )),
+        }
+    }
+}
+
+/// Options after their checks, as the runtime uses them.
+#[derive(Clone, Debug)]
+pub(crate) struct Checked {
+    pub secs: Duration,
+    pub secs_f64: f64,
+    pub ntries: u32,
+    pub kill: bool,
+    pub grace: Duration,
+    pub result_limit: u64,
+}
+
+/// What is wrong with a `secs` value, if anything. Shared by the run-time
+/// check and the macro's compile-time assertion for `secs = CONST`.
+pub const fn secs_problem(secs: f64) -> Option<&'static str> {
+    if secs.is_nan() || secs.is_infinite() {
+        Some("must be a finite number")
+    } else if secs <= 0.0 {
+        Some("must be greater than 0")
+    } else if secs < MIN_SECS {
+        Some("must be at least 0.001 (1 ms)")
+    } else if secs > MAX_SECS {
+        Some("must be at most 3155760000 (100 years)")
+    } else {
+        None
+    }
+}
+
+/// What is wrong with a `grace` value, if anything.
+pub const fn grace_problem(grace: f64) -> Option<&'static str> {
+    if grace.is_nan() || grace.is_infinite() {
+        Some("must be a finite number")
+    } else if grace < 0.0 {
+        Some("must not be negative")
+    } else if grace > MAX_SECS {
+        Some("must be at most 3155760000 (100 years)")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detail(opts: &Options) -> String {
+        match opts.check() {
+            Err(Error::InvalidOptions { detail }) => detail,
+            other => panic!("expected InvalidOptions, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_spec() {
+        let c = Options::new().check().unwrap();
+        assert_eq!(c.secs, Duration::from_secs(1));
+        assert_eq!(c.ntries, 1);
+        assert!(c.kill);
+        assert_eq!(c.grace, Duration::ZERO);
+        assert_eq!(Options::default(), Options::new());
+    }
+
+    #[test]
+    fn bad_secs_are_errors_not_panics() {
+        for bad in [f64::NAN, f64::INFINITY, -1.0, -0.0, 0.0, 1e-12, 1e300, 4e9] {
+            let d = detail(&Options::new().secs(bad));
+            assert!(d.starts_with("`secs` must"), "{bad}: {d}");
+        }
+        assert!(Options::new().secs(3.0e9).check().is_ok());
+        assert!(Options::new().secs(0.001).check().is_ok());
+    }
+
+    #[test]
+    fn bad_ntries_grace_and_limit_are_errors() {
+        assert!(detail(&Options::new().ntries(0)).contains("ntries"));
+        for bad in [f64::NAN, -0.5, f64::INFINITY, 1e300] {
+            assert!(detail(&Options::new().grace(bad)).contains("grace"));
+        }
+        assert!(Options::new().grace(0.0).check().is_ok());
+        assert!(detail(&Options::new().result_limit(0)).contains("result_limit"));
+    }
+}

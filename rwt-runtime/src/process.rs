@@ -1,0 +1,234 @@
+//! A child process as the parent sees it: signal it, watch for its exit,
+//! reap it. Only ever this one pid: never `waitpid(-1)`, never a SIGCHLD
+//! handler, never a signal to a pid after it was reaped.
+//!
+//! On Linux the child is held through a pidfd, opened right after `fork` and
+//! checked with `waitid(P_PIDFD, WNOWAIT)` to really be our child: signals go
+//! through it, so a recycled pid can never be hit. Elsewhere (or on kernels
+//! without pidfd) a bounded `waitpid(pid, WNOHANG)` loop stands in.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::signal::{self, Signal};
+use nix::sys::wait::{WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::deadline::{self, Deadline};
+
+/// How a child ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// It exited with this code.
+    Exited(i32),
+    /// A signal ended it.
+    Signaled(i32),
+    /// Someone else reaped it (SIGCHLD ignored, a `waitpid(-1)` elsewhere):
+    /// its status is lost.
+    Lost,
+}
+
+/// Step of the wait loop where no pidfd exists (non-Linux, old kernels).
+pub(crate) const FALLBACK_STEP: Duration = Duration::from_millis(2);
+
+/// A child of this process, owned until reaped.
+#[derive(Debug)]
+pub(crate) struct Child {
+    pid: Pid,
+    pidfd: Option<OwnedFd>,
+    /// Set once reaped (or lost): from then on the pid is not ours to signal.
+    status: Option<Status>,
+}
+
+impl Child {
+    /// Takes charge of the child `pid`, just forked by this thread.
+    pub(crate) fn adopt(pid: Pid) -> Child {
+        let mut child = Child {
+            pid,
+            pidfd: None,
+            status: None,
+        };
+        #[cfg(target_os = "linux")]
+        match pidfd_open(pid) {
+            Ok(fd) => {
+                // The pid could in principle have been reaped by someone else
+                // and recycled before pidfd_open: then the pidfd names a
+                // stranger, and waitid on it says ECHILD.
+                match nix::sys::wait::waitid(
+                    nix::sys::wait::Id::PIDFd(fd.as_fd()),
+                    WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
+                ) {
+                    Err(Errno::ECHILD) => child.status = Some(Status::Lost),
+                    _ => child.pidfd = Some(fd),
+                }
+            }
+            Err(Errno::ESRCH) => child.status = Some(Status::Lost),
+            // ENOSYS (kernel before 5.3), EMFILE...: the fallback loop.
+            Err(_) => {}
+        }
+        child
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid.as_raw().unsigned_abs()
+    }
+
+    /// A descriptor that becomes readable when the child exits, if any.
+    pub(crate) fn exit_fd(&self) -> Option<BorrowedFd<'_>> {
+        if self.status.is_some() {
+            return None;
+        }
+        self.pidfd.as_ref().map(AsFd::as_fd)
+    }
+
+    /// Has it ended? Never blocks. Without a pidfd this reaps it.
+    pub(crate) fn has_exited(&mut self) -> bool {
+        if self.status.is_some() {
+            return true;
+        }
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = &self.pidfd {
+            return match nix::sys::wait::waitid(
+                nix::sys::wait::Id::PIDFd(fd.as_fd()),
+                WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
+            ) {
+                Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => false,
+                Ok(_) => true,
+                Err(_) => {
+                    self.status = Some(Status::Lost);
+                    true
+                }
+            };
+        }
+        self.try_reap_pid()
+    }
+
+    /// Sends `sig` to the child alone, if it is still ours to signal.
+    pub(crate) fn signal(&self, sig: Signal) {
+        if self.status.is_some() {
+            return;
+        }
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = &self.pidfd {
+            // ESRCH: already gone. Nothing else can happen to a valid pidfd.
+            let _ = pidfd_send_signal(fd.as_fd(), sig);
+            return;
+        }
+        let _ = signal::kill(self.pid, sig);
+    }
+
+    /// Sends `sig` to the child's process group (the child and everything it
+    /// started that did not leave the group). Only while the child is not
+    /// reaped: its pid, and so the group id, cannot be reused until then.
+    pub(crate) fn signal_group(&self, sig: Signal) {
+        if self.status.is_some() {
+            return;
+        }
+        let _ = signal::killpg(self.pid, sig);
+    }
+
+    /// Waits for the child to end, until `deadline`. Returns whether it did.
+    pub(crate) fn wait_exit(&mut self, deadline: Deadline) -> bool {
+        loop {
+            if self.has_exited() {
+                return true;
+            }
+            if deadline.passed() {
+                return false;
+            }
+            match self.exit_fd() {
+                Some(fd) => {
+                    if deadline::wait_readable(Some(fd), None, deadline).is_err() {
+                        return self.has_exited();
+                    }
+                }
+                None => std::thread::sleep(deadline.remaining().min(FALLBACK_STEP)),
+            }
+        }
+    }
+
+    /// Collects the exit status of a child that has ended (see
+    /// [`Child::has_exited`]). Does not block for long: the child is gone.
+    pub(crate) fn reap(&mut self) -> Status {
+        if let Some(status) = self.status {
+            return status;
+        }
+        let status = loop {
+            #[cfg(target_os = "linux")]
+            let res = match &self.pidfd {
+                Some(fd) => nix::sys::wait::waitid(
+                    nix::sys::wait::Id::PIDFd(fd.as_fd()),
+                    WaitPidFlag::WEXITED,
+                ),
+                None => nix::sys::wait::waitpid(self.pid, None),
+            };
+            #[cfg(not(target_os = "linux"))]
+            let res = nix::sys::wait::waitpid(self.pid, None);
+            match res {
+                Err(Errno::EINTR) => continue,
+                Ok(st) => break status_of(st).unwrap_or(Status::Lost),
+                Err(_) => break Status::Lost,
+            }
+        };
+        self.status = Some(status);
+        self.pidfd = None;
+        status
+    }
+
+    /// Fallback: `waitpid(pid, WNOHANG)`, which reaps if it ended.
+    fn try_reap_pid(&mut self) -> bool {
+        loop {
+            match nix::sys::wait::waitpid(self.pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => return false,
+                Err(Errno::EINTR) => continue,
+                Ok(st) => {
+                    self.status = Some(status_of(st).unwrap_or(Status::Lost));
+                    return true;
+                }
+                Err(_) => {
+                    self.status = Some(Status::Lost);
+                    return true;
+                }
+            }
+        }
+    }
+}
+
+fn status_of(st: WaitStatus) -> Option<Status> {
+    match st {
+        WaitStatus::Exited(_, code) => Some(Status::Exited(code)),
+        WaitStatus::Signaled(_, sig, _) => Some(Status::Signaled(sig as i32)),
+        _ => None,
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and a flags word and returns a new file
+    // descriptor or -1; no memory is passed.
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    let fd = Errno::result(fd)?;
+    let fd = i32::try_from(fd).map_err(|_| Errno::EBADF)?;
+    // SAFETY: the kernel just returned this descriptor to us, and nothing
+    // else owns it. pidfds are close-on-exec.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+#[cfg(target_os = "linux")]
+fn pidfd_send_signal(fd: BorrowedFd<'_>, sig: Signal) -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the info pointer is null (the kernel fills in the usual
+    // kill() siginfo) and flags are 0; fd is a valid pidfd we hold.
+    let res = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            sig as i32,
+            std::ptr::null::<nix::libc::siginfo_t>(),
+            0,
+        )
+    };
+    Errno::result(res).map(drop)
+}

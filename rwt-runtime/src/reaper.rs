@@ -1,0 +1,156 @@
+//! The background reaper: children rwt no longer waits for (orphans of
+//! `kill = false`, children slow to die after SIGKILL) are reaped here when
+//! they end, so none lingers as a zombie.
+//!
+//! One thread, started when the first such child arrives and ended when the
+//! last one is reaped. It waits on the children's pidfds and a wake-up pipe;
+//! it never calls `waitpid(-1)` and installs no SIGCHLD handler, so it never
+//! takes a status that belongs to someone else.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+
+use crate::process::{Child, FALLBACK_STEP};
+use crate::registry;
+
+/// The reaper's part of the shared state.
+#[derive(Debug)]
+pub(crate) struct State {
+    running: bool,
+    /// Children handed over and not yet picked up by the thread.
+    pending: Vec<Child>,
+    /// Write end of the wake-up pipe, while the thread runs.
+    wake: Option<OwnedFd>,
+    /// Read end of the wake-up pipe, owned by the thread.
+    wake_read: Option<RawFd>,
+}
+
+impl State {
+    pub(crate) const fn new() -> Self {
+        State {
+            running: false,
+            pending: Vec::new(),
+            wake: None,
+            wake_read: None,
+        }
+    }
+
+    /// In a child rwt forked: no reaper thread exists here. Drops the
+    /// parent's pending children (closing their pidfds). The wake-up pipe is
+    /// registered, so the caller closes it with the other registered fds.
+    pub(crate) fn reset_in_child(&mut self) {
+        self.pending.clear();
+        if let Some(w) = self.wake.take() {
+            std::mem::forget(w);
+        }
+        self.wake_read = None;
+        self.running = false;
+    }
+
+    /// In a child made by the user's own `fork()`: forget, close nothing.
+    pub(crate) fn forget(&mut self) {
+        for child in self.pending.drain(..) {
+            std::mem::forget(child);
+        }
+        if let Some(w) = self.wake.take() {
+            std::mem::forget(w);
+        }
+        self.wake_read = None;
+        self.running = false;
+    }
+}
+
+/// Hands over a child that has not been reaped; it is reaped when it ends.
+pub(crate) fn adopt(child: Child) {
+    let mut shared = registry::lock();
+    shared.reaper.pending.push(child);
+    if shared.reaper.running {
+        if let Some(w) = &shared.reaper.wake {
+            // A full pipe already means "wake up"; EAGAIN is fine.
+            let _ = nix::unistd::write(w, &[1]);
+        }
+        return;
+    }
+    let Ok((read, write)) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK) else {
+        // Out of descriptors: the child stays pending and the next adopt
+        // tries again.
+        return;
+    };
+    shared.register(read.as_raw_fd());
+    shared.register(write.as_raw_fd());
+    shared.reaper.wake_read = Some(read.as_raw_fd());
+    shared.reaper.wake = Some(write);
+    shared.reaper.running = true;
+    drop(shared);
+    let spawned = std::thread::Builder::new()
+        .name("rwt-reaper".into())
+        .spawn(move || run(read));
+    if let Err(e) = spawned {
+        tracing::debug!(target: "rwt", error = %e, "could not start the reaper thread");
+        let mut shared = registry::lock();
+        shared.reaper.running = false;
+        if let Some(w) = shared.reaper.wake.take() {
+            shared.unregister(w.as_raw_fd());
+        }
+        if let Some(r) = shared.reaper.wake_read.take() {
+            shared.unregister(r);
+        }
+        // `read` was moved into the closure that failed to start and is
+        // dropped (closed) with it.
+    }
+}
+
+fn run(wake: OwnedFd) {
+    let mut children: Vec<Child> = Vec::new();
+    let mut buf = [0u8; 64];
+    loop {
+        {
+            let mut shared = registry::lock();
+            children.append(&mut shared.reaper.pending);
+            if children.is_empty() {
+                shared.reaper.running = false;
+                if let Some(w) = shared.reaper.wake.take() {
+                    shared.unregister(w.as_raw_fd());
+                }
+                shared.unregister(wake.as_raw_fd());
+                shared.reaper.wake_read = None;
+                drop(wake);
+                return;
+            }
+        }
+        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(children.len() + 1);
+        fds.push(PollFd::new(wake.as_fd(), PollFlags::POLLIN));
+        let mut all_pidfds = true;
+        for child in &children {
+            match child.exit_fd() {
+                Some(fd) => fds.push(PollFd::new(fd, PollFlags::POLLIN)),
+                None => all_pidfds = false,
+            }
+        }
+        let timeout = if all_pidfds {
+            PollTimeout::NONE
+        } else {
+            PollTimeout::try_from(FALLBACK_STEP.max(Duration::from_millis(20)))
+                .unwrap_or(PollTimeout::MAX)
+        };
+        match nix::poll::poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+        drop(fds);
+        while matches!(nix::unistd::read(&wake, &mut buf), Ok(n) if n > 0) {}
+        children.retain_mut(|child| {
+            if child.has_exited() {
+                let status = child.reap();
+                tracing::debug!(target: "rwt", pid = child.pid(), ?status, "orphan reaped");
+                false
+            } else {
+                true
+            }
+        });
+    }
+}

@@ -1,0 +1,92 @@
+//! Run a function in a child process with an enforced deadline.
+//!
+//! Some functions hang: a file check on a dead network mount, a C library
+//! that never returns, a parser that loops on hostile input. A thread cannot
+//! be stopped; a process can be killed. With rwt that is one line:
+//!
+//! ```
+//! #[rwt::timeout(secs = 1.5, ntries = 3)]
+//! fn exists(path: String) -> bool {
+//!     std::path::Path::new(&path).exists()
+//! }
+//!
+//! // Callers get `Result<bool, rwt::Error>`, back on time, every time.
+//! match exists("/tmp".into()) {
+//!     Ok(found) => println!("found: {found}"),
+//!     Err(e) if e.is_timeout() => eprintln!("{e}"),
+//!     Err(e) => eprintln!("{e}"),
+//! }
+//! ```
+//!
+//! Each call forks a child that runs the body; the result comes back as
+//! MessagePack over a pipe. If the child is not done by the deadline it is
+//! killed with everything it started, and the call is retried if `ntries`
+//! asks for it.
+//!
+//! # The attribute
+//!
+//! `fn f(a: A, b: &B) -> R` becomes, for its callers,
+//! `fn f(a: A, b: &B) -> Result<R, rwt::Error>` (no return type:
+//! `Result<(), rwt::Error>`). Visibility, docs, other attributes, generics,
+//! where clauses and methods (`&self`) are kept.
+//!
+//! | option   | value                                       | default  | meaning |
+//! |----------|---------------------------------------------|----------|---------|
+//! | `secs`   | number literal from 0.001 to 100 years, or a path to a `const f64` | `1.0` | deadline of one attempt, seconds |
+//! | `ntries` | integer literal >= 1                        | `1`      | attempts in all; a new one follows a timeout, a panic, a crash, or an `Err` from a function that returns a `Result` |
+//! | `kill`   | `true` / `false`                            | `true`   | on timeout kill the child and its process group; `false` leaves it running, reported in [`Error::orphans`] |
+//! | `grace`  | number literal >= 0                         | `0`      | when killing: SIGTERM first, SIGKILL after `grace` seconds; 0 means SIGKILL at once |
+//! | `mode`   | `"fork"`                                    | `"fork"` | how the child is made (`"exec"` and `"pool"` are planned) |
+//!
+//! Every mistake is a compile error at the offending token: unknown or
+//! repeated options, values out of range, `&mut` parameters (changes made
+//! in the child could never come back), `impl Trait` parameters, `const fn`,
+//! `extern` and variadic functions, and a return type that is not
+//! `Serialize + DeserializeOwned`.
+//!
+//! A function returning `Result<T, E>` gets `Result<Result<T, E>, Error>`:
+//! its own `Err` is a value, not an rwt error. It counts as a failed attempt
+//! when `ntries > 1`; when every attempt fails that way the caller gets the
+//! last `Ok(Err(e))`. (A return type is recognised as a `Result` by its
+//! type, aliases such as `io::Result<T>` included; a generic `T` that
+//! happens to be a `Result` is not.)
+//!
+//! # Fork mode and threads
+//!
+//! The child is a `fork()` of the caller: it sees the caller's memory as of
+//! the call, the arguments are not copied, only the result is serialized.
+//! In a multi-threaded program the child has only the calling thread, and a
+//! lock another thread held at that moment stays held in the child forever
+//! (a `Mutex` of yours, the environment lock behind `std::env::var`, a
+//! runtime's internals). rwt's own path never deadlocks (it holds the stdout,
+//! stderr and its own locks across `fork`), and a child stuck on someone
+//! else's lock ends as a [`Error::Timeout`], but it is a wasted call: keep
+//! fork-mode bodies away from locks other threads use, and from the
+//! caller's async runtime (build one inside the body if you need it).
+//!
+//! # Run-time options
+//!
+//! ```
+//! let opts = rwt::Options::new().secs(1.5).ntries(3).kill(true);
+//! let n: u64 = rwt::run_with_timeout(&opts, || 6 * 7)?;
+//! assert_eq!(n, 42);
+//! # Ok::<(), rwt::Error>(())
+//! ```
+//!
+//! # Guarantees
+//!
+//! See the README for the full list: control back by the deadline (plus
+//! `grace`) plus a few milliseconds; with `kill = true` nothing left behind
+//! when the call returns; orphans of `kill = false` reaped when they end;
+//! no file descriptor, thread or zombie leaks.
+
+#![warn(missing_docs)]
+
+pub use rwt_macros::timeout;
+pub use rwt_runtime::{run_with_timeout, Error, Options};
+
+/// Used by the code `#[timeout]` generates. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use rwt_runtime::__private::*;
+}
