@@ -7,7 +7,6 @@
 //!
 //! // Output:
 //! pub fn exists(path: String) -> ::core::result::Result<bool, ::rwt::Error> {
-//!     let () = ::rwt::__private::return_type_crosses_processes::<bool>();
 //!     ::rwt::__private::call_fork(
 //!         &::rwt::__private::Options::new().secs(1.5).ntries(3).kill(true).grace(0.0),
 //!         "exists",
@@ -92,14 +91,30 @@ fn rewrite(function: syn::ItemFn, options: &valid::Options) -> TokenStream {
     let ntries = options.ntries;
     let kill = options.kill;
     let grace = proc_macro2::Literal::f64_suffixed(options.grace);
-    let call = match options.mode {
-        Mode::Fork => quote!(::rwt::__private::call_fork),
+    let entry = match options.mode {
+        Mode::Fork => quote_spanned!(ret_span=> ::rwt::__private::call_fork),
     };
     let value = syn::Ident::new("__rwt_value", Span::mixed_site());
-    // Spanned at the user's return type: "`Foo` cannot be sent between
-    // processes" points there, not at the attribute.
-    let assert_ret = quote_spanned! {ret_span=>
-        let () = ::rwt::__private::return_type_crosses_processes::<#ret>();
+    let options = quote! {
+        &::rwt::__private::Options::new()
+            .secs(#secs)
+            .ntries(#ntries)
+            .kill(#kill)
+            .grace(#grace)
+    };
+    let failed = quote_spanned! {ret_span=>
+        |#value: &#ret| -> bool {
+            #[allow(unused_imports)]
+            use ::rwt::__private::{OtherProbe as _, ResultProbe as _};
+            (&::rwt::__private::Probe(#value)).__rwt_failed()
+        }
+    };
+    // The call is spanned at the user's return type: it is the one place
+    // that requires `Serialize + DeserializeOwned` of that type, so a type
+    // without them is reported once, there, not at the attribute. (The
+    // body keeps its own spans: it is interpolated.)
+    let call = quote_spanned! {ret_span=>
+        #entry(#options, #name, move || -> #ret #block, #failed)
     };
     quote! {
         #(#outer)*
@@ -108,21 +123,7 @@ fn rewrite(function: syn::ItemFn, options: &valid::Options) -> TokenStream {
             #where_clause
         {
             #(#inner)*
-            #assert_ret
-            #call(
-                &::rwt::__private::Options::new()
-                    .secs(#secs)
-                    .ntries(#ntries)
-                    .kill(#kill)
-                    .grace(#grace),
-                #name,
-                move || -> #ret #block,
-                |#value: &#ret| -> bool {
-                    #[allow(unused_imports)]
-                    use ::rwt::__private::{OtherProbe as _, ResultProbe as _};
-                    (&::rwt::__private::Probe(#value)).__rwt_failed()
-                },
-            )
+            #call
         }
     }
 }

@@ -9,6 +9,7 @@ use std::cell::{Cell, RefCell};
 use std::io::Write;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::Once;
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal};
@@ -36,8 +37,9 @@ pub(crate) struct Setup {
 }
 
 thread_local! {
-    /// Set on the thread that runs the function in the child.
-    static IN_BODY: Cell<bool> = const { Cell::new(false) };
+    /// The result pipe, set on the thread that runs the function in a
+    /// child (and nowhere else).
+    static BODY_PIPE: Cell<Option<RawFd>> = const { Cell::new(None) };
     /// The last panic of the function: message and location.
     static PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
 }
@@ -121,10 +123,9 @@ where
     F: FnOnce() -> R,
     R: serde::Serialize,
 {
-    install_panic_hook(pipe);
-    IN_BODY.with(|b| b.set(true));
+    BODY_PIPE.with(|b| b.set(Some(pipe)));
     let outcome = panic::catch_unwind(AssertUnwindSafe(body));
-    IN_BODY.with(|b| b.set(false));
+    BODY_PIPE.with(|b| b.set(None));
     match outcome {
         Ok(value) => {
             let frame = match codec::encode(&value) {
@@ -146,33 +147,43 @@ where
     }
 }
 
-/// Records the function's panics (message and location) instead of printing
-/// them: they come back to the caller as `Error::Panicked`. Panics on other
-/// threads the function started go to the previous hook as usual.
-fn install_panic_hook(pipe: RawFd) {
-    let previous = panic::take_hook();
-    panic::set_hook(Box::new(move |info| {
-        if !IN_BODY.with(Cell::get) {
-            previous(info);
-            return;
-        }
-        let text = payload_text(info.payload());
-        let message = match info.location() {
-            Some(loc) => format!("{text} ({}:{}:{})", loc.file(), loc.line(), loc.column()),
-            None => text.to_owned(),
-        };
-        if cfg!(panic = "abort") {
-            // Nothing will unwind back to `call`: send the frame now, the
-            // abort that follows is not the function's crash.
-            let _ = std::io::stdout().flush();
-            // SAFETY: `pipe` is the result pipe's write end, open for the
-            // whole life of the child (owned by `run`, which never returns).
-            let fd = unsafe { BorrowedFd::borrow_raw(pipe) };
-            let _ = write_frame(&fd, &(Kind::Panic, message.into_bytes()));
-        } else {
-            PANIC.with(|p| *p.borrow_mut() = Some(message));
-        }
-    }));
+/// Installs, once per process and in the caller (never in a child: the
+/// hook's lock may be held there by a thread that does not exist), a panic
+/// hook that records a child function's panics (message and location)
+/// instead of printing them: they come back as `Error::Panicked`. Every
+/// other panic, in the caller or on threads the function started, goes to
+/// the hook that was there before.
+///
+/// A program that replaces the hook after its first rwt call still gets
+/// `Error::Panicked`, with the payload's message but no location.
+pub(crate) fn ensure_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| match BODY_PIPE.with(Cell::get) {
+            None => previous(info),
+            Some(pipe) => record_panic(info, pipe),
+        }));
+    });
+}
+
+fn record_panic(info: &panic::PanicHookInfo<'_>, pipe: RawFd) {
+    let text = payload_text(info.payload());
+    let message = match info.location() {
+        Some(loc) => format!("{text} ({}:{}:{})", loc.file(), loc.line(), loc.column()),
+        None => text.to_owned(),
+    };
+    if cfg!(panic = "abort") {
+        // Nothing will unwind back to `call`: send the frame now; the abort
+        // that follows is not the function's crash.
+        let _ = std::io::stdout().flush();
+        // SAFETY: `pipe` is the result pipe's write end, open for the whole
+        // life of the child (owned by `run`, which never returns).
+        let fd = unsafe { BorrowedFd::borrow_raw(pipe) };
+        let _ = write_frame(&fd, &(Kind::Panic, message.into_bytes()));
+    } else {
+        PANIC.with(|p| *p.borrow_mut() = Some(message));
+    }
 }
 
 /// The text of a panic payload: `&str` and `String` as they are.

@@ -191,6 +191,7 @@ where
     F: FnOnce() -> R,
     R: Serialize,
 {
+    child::ensure_panic_hook();
     // Lock order: stdout, stderr, then rwt's registry (a caller that holds
     // the stdout lock while calling us must not deadlock with another
     // caller). Holding the stdio locks across fork means the child never

@@ -87,7 +87,7 @@ pub mod __private {
     ) -> Result<R, Error>
     where
         F: FnOnce() -> R,
-        R: Serialize + DeserializeOwned,
+        R: CrossesProcesses,
     {
         crate::run::run(options, function, body, failed)
     }
@@ -103,9 +103,6 @@ pub mod __private {
     pub trait CrossesProcesses: Serialize + DeserializeOwned {}
 
     impl<T: Serialize + DeserializeOwned> CrossesProcesses for T {}
-
-    /// Fails to compile, at the user's return type, when it cannot cross.
-    pub const fn return_type_crosses_processes<T: CrossesProcesses>() {}
 
     /// Checks `secs = CONST` at compile time.
     pub const fn checked_secs(secs: f64) -> f64 {

@@ -1,0 +1,187 @@
+//! Process helpers shared by the behaviour tests.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// State letter of a process from /proc (`R`, `S`, `Z`...), or `None` once it
+/// is gone (reaped).
+pub fn state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name is in parentheses and may contain spaces: state follows the
+    // last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.chars().next()
+}
+
+/// Running (or sleeping, stopped): exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    matches!(state(pid), Some(s) if s != 'Z' && s != 'X')
+}
+
+/// Gone from the process table: reaped, not even a zombie.
+pub fn reaped(pid: u32) -> bool {
+    state(pid).is_none()
+}
+
+/// Waits up to `limit` for `cond`; returns whether it came true. For events
+/// outside the test's control (a process ending), never to hide a race.
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Zombie children of this process.
+pub fn zombie_children() -> Vec<u32> {
+    let me = std::process::id().to_string();
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let mut fields = stat[close + 2..].split(' ');
+        let (Some(st), Some(ppid)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        if st == "Z" && ppid == me {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Open file descriptors of this process.
+pub fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// Threads of this process.
+pub fn thread_count() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// SIGKILLs the pids it holds when dropped, so a failing test leaves no
+/// process behind.
+#[derive(Default)]
+pub struct KillOnDrop(pub Vec<u32>);
+
+impl KillOnDrop {
+    pub fn push(&mut self, pid: u32) {
+        self.0.push(pid);
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            if alive(pid) {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+/// A file path unique to this test run, removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "rwt-test-{}-{tag}-{n}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        Scratch(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// The path as a `String`, to pass to a `#[timeout]` function.
+    pub fn arg(&self) -> String {
+        self.0.to_string_lossy().into_owned()
+    }
+
+    /// Lines written so far (none if the file does not exist).
+    pub fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.0)
+            .map(|s| s.lines().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Appends a line to a file (from inside a child: O_APPEND writes of one
+/// line do not interleave).
+pub fn append_line(path: &str, line: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(format!("{line}\n").as_bytes()).unwrap();
+}
+
+/// Waits (bounded) for a file to hold a pid, and returns it.
+pub fn read_pid(path: &Path, limit: Duration) -> Option<u32> {
+    let mut pid = None;
+    wait_until(limit, || {
+        pid = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.lines().next().and_then(|l| l.trim().parse().ok()));
+        pid.is_some()
+    });
+    pid
+}
+
+/// Environment variable that turns a test of this binary into a helper
+/// process, see [`run_helper`].
+pub const HELPER_ENV: &str = "RWT_TEST_HELPER";
+
+/// Is this process running as the helper `role`?
+pub fn is_helper(role: &str) -> bool {
+    std::env::var(HELPER_ENV).as_deref() == Ok(role)
+}
+
+/// Starts this test binary again, running only `test` (which must check
+/// [`is_helper`] for `role`), with its output not captured.
+pub fn helper_command(test: &str, role: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(HELPER_ENV, role);
+    cmd
+}
