@@ -57,7 +57,10 @@ fn segfaults() -> u8 {
 fn a_segfault_is_sigsegv() {
     let e = segfaults().unwrap_err();
     assert_eq!(crashed(&e), (Some(11), None));
-    assert!(e.to_string().ends_with("killed by signal 11 (SIGSEGV)"), "{e}");
+    assert!(
+        e.to_string().ends_with("killed by signal 11 (SIGSEGV)"),
+        "{e}"
+    );
 }
 
 #[timeout(secs = 10.0)]
@@ -102,7 +105,11 @@ fn a_sibling_holding_the_pipe_does_not_delay_a_crash() {
     for _ in 0..5 {
         let start = Instant::now();
         assert_eq!(crashed(&exits(0).unwrap_err()), (None, Some(0)));
-        assert!(start.elapsed() < Duration::from_millis(500), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            start.elapsed()
+        );
     }
     assert_eq!(sibling.join().unwrap().unwrap(), 0);
 }

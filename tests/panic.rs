@@ -89,6 +89,9 @@ fn always_panics() -> u32 {
 #[test]
 fn after_retries_the_last_panic_with_the_attempt_count() {
     let e = always_panics().unwrap_err();
-    assert!(matches!(e, rwt::Error::Panicked { attempts: 2, .. }), "{e:?}");
+    assert!(
+        matches!(e, rwt::Error::Panicked { attempts: 2, .. }),
+        "{e:?}"
+    );
     assert!(e.to_string().ends_with(", after 2 attempts"), "{e}");
 }

@@ -113,10 +113,7 @@ impl Scratch {
     pub fn new(tag: &str) -> Scratch {
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!(
-            "rwt-test-{}-{tag}-{n}",
-            std::process::id()
-        ));
+        let path = std::env::temp_dir().join(format!("rwt-test-{}-{tag}-{n}", std::process::id()));
         let _ = std::fs::remove_file(&path);
         Scratch(path)
     }
