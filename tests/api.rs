@@ -7,7 +7,7 @@ use rwt::{run_with_timeout, Error, Options};
 
 #[test]
 fn a_closure_returns_its_value_with_captured_state() {
-    let base = vec![1u64, 2, 3];
+    let base = [1u64, 2, 3];
     let opts = Options::new().secs(5.0);
     let sum: u64 = run_with_timeout(&opts, || base.iter().sum()).unwrap();
     assert_eq!(sum, 6);

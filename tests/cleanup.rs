@@ -18,6 +18,8 @@ fn gone(pid: u32) -> bool {
     !alive(pid)
 }
 
+// The grandchild is never waited for on purpose: the group kill ends it.
+#[allow(clippy::zombie_processes)]
 #[timeout(secs = 5.0)]
 fn starts_a_sleeper() -> u32 {
     let child = std::process::Command::new("sleep")
@@ -37,6 +39,7 @@ fn a_grandchild_is_killed_when_the_call_returns() {
     );
 }
 
+#[allow(clippy::zombie_processes)]
 #[timeout(secs = 0.3)]
 fn starts_a_sleeper_then_hangs(pid_file: String) -> u8 {
     let child = std::process::Command::new("sleep")

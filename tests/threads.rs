@@ -77,34 +77,36 @@ fn prints_through_stdout_and_stderr(i: u32) -> u32 {
     i
 }
 
+/// Sets the flag when dropped: lock-hogging threads stop even if an
+/// assertion fails first.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 #[test]
 fn children_never_inherit_the_stdio_locks_held() {
     let stop = Arc::new(AtomicBool::new(false));
-    let hogs: Vec<_> = (0..2)
-        .map(|n| {
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    if n == 0 {
-                        let mut o = std::io::stdout().lock();
-                        let _ = o.write_all(b"");
-                        std::hint::spin_loop();
-                    } else {
-                        let mut e = std::io::stderr().lock();
-                        let _ = e.write_all(b"");
-                        std::hint::spin_loop();
-                    }
+    let _stop = StopOnDrop(Arc::clone(&stop));
+    for n in 0..2 {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if n == 0 {
+                    let _ = std::io::stdout().lock().write_all(b"");
+                } else {
+                    let _ = std::io::stderr().lock().write_all(b"");
                 }
-            })
-        })
-        .collect();
-    let results: Vec<_> = (0..200).map(prints_through_stdout_and_stderr).collect();
-    stop.store(true, Ordering::Relaxed);
-    for h in hogs {
-        h.join().unwrap();
+                std::hint::spin_loop();
+            }
+        });
     }
-    for (i, r) in results.into_iter().enumerate() {
-        assert_eq!(r.unwrap(), i as u32);
+    for i in 0..200 {
+        let r = prints_through_stdout_and_stderr(i);
+        assert_eq!(r.unwrap(), i, "call {i}");
     }
 }
 

@@ -1,7 +1,8 @@
 //! Checks option values and the function's signature. Each problem is an
 //! error at the user's token: the value, the `&mut`, the `const`...
 
-use syn::spanned::Spanned;
+use proc_macro2::TokenStream;
+use quote::ToTokens;
 
 use crate::attr::{Args, Opt};
 
@@ -36,7 +37,7 @@ pub(crate) struct Options {
 }
 
 pub(crate) fn options(args: Args, errors: &mut Vec<syn::Error>) -> Options {
-    let mut err = |span: proc_macro2::Span, msg: String| errors.push(syn::Error::new(span, msg));
+    let mut err = |at: TokenStream, msg: String| errors.push(syn::Error::new_spanned(at, msg));
     let secs = match args.secs {
         None => Secs::Value(1.0),
         Some(opt) => match secs(&opt) {
@@ -59,7 +60,10 @@ pub(crate) fn options(args: Args, errors: &mut Vec<syn::Error>) -> Options {
             ..
         }) => b.value,
         other => {
-            err(other.span(), "`kill` expects `true` or `false`".into());
+            err(
+                other.to_token_stream(),
+                "`kill` expects `true` or `false`".into(),
+            );
             true
         }
     });
@@ -84,7 +88,8 @@ pub(crate) fn options(args: Args, errors: &mut Vec<syn::Error>) -> Options {
     }
 }
 
-type Problem = (proc_macro2::Span, String);
+/// What to underline (first to last token) and what to say.
+type Problem = (TokenStream, String);
 
 /// A number literal, possibly negated: its value, or `None` if the value
 /// is not a number literal at all.
@@ -107,7 +112,7 @@ fn number(expr: &syn::Expr) -> Option<syn::Result<f64>> {
 }
 
 fn secs(opt: &Opt) -> Result<Secs, Problem> {
-    let span = opt.value.span();
+    let span = opt.value.to_token_stream();
     if let syn::Expr::Path(p) = &opt.value {
         if p.qself.is_none() {
             return Ok(Secs::Const(p.path.clone()));
@@ -140,10 +145,10 @@ fn secs(opt: &Opt) -> Result<Secs, Problem> {
 }
 
 fn ntries(opt: &Opt) -> Result<u32, Problem> {
-    let span = opt.value.span();
+    let span = opt.value.to_token_stream();
     let wrong = || {
         (
-            span,
+            span.clone(),
             "`ntries` expects a whole number of attempts, like `ntries = 3`".to_owned(),
         )
     };
@@ -175,7 +180,7 @@ fn ntries(opt: &Opt) -> Result<u32, Problem> {
 }
 
 fn grace(opt: &Opt) -> Result<f64, Problem> {
-    let span = opt.value.span();
+    let span = opt.value.to_token_stream();
     let value = match number(&opt.value) {
         Some(Ok(v)) => v,
         Some(Err(e)) => return Err((span, format!("`grace`: {e}"))),
@@ -201,7 +206,7 @@ fn grace(opt: &Opt) -> Result<f64, Problem> {
 }
 
 fn mode(opt: &Opt) -> Result<Mode, Problem> {
-    let span = opt.value.span();
+    let span = opt.value.to_token_stream();
     let syn::Expr::Lit(syn::ExprLit {
         lit: syn::Lit::Str(s),
         ..
@@ -227,30 +232,30 @@ fn mode(opt: &Opt) -> Result<Mode, Problem> {
 
 /// Checks what the signature allows. Errors point at the offending token.
 pub(crate) fn signature(sig: &syn::Signature, errors: &mut Vec<syn::Error>) {
-    let mut err = |span: proc_macro2::Span, msg: &str| errors.push(syn::Error::new(span, msg));
+    let mut err = |at: TokenStream, msg: &str| errors.push(syn::Error::new_spanned(at, msg));
     if let Some(c) = &sig.constness {
         err(
-            c.span,
+            c.to_token_stream(),
             "`#[timeout]` cannot go on a `const fn`: a child process cannot run at compile time",
         );
     }
     if let Some(a) = &sig.asyncness {
         err(
-            a.span,
+            a.to_token_stream(),
             "`#[timeout]` does not support `async fn` yet; call a plain `fn` from \
              `tokio::task::spawn_blocking` instead",
         );
     }
     if let Some(abi) = &sig.abi {
         err(
-            abi.extern_token.span,
+            abi.to_token_stream(),
             "`#[timeout]` cannot go on an `extern` function: its callers expect the \
              original signature, and rwt changes the return type",
         );
     }
     if let Some(v) = &sig.variadic {
         err(
-            v.dots.spans[0],
+            v.dots.to_token_stream(),
             "`#[timeout]` cannot go on a variadic function",
         );
     }
@@ -259,7 +264,7 @@ pub(crate) fn signature(sig: &syn::Signature, errors: &mut Vec<syn::Error>) {
             syn::FnArg::Receiver(r) => {
                 if r.reference.is_some() && r.mutability.is_some() {
                     err(
-                        r.span(),
+                        r.to_token_stream(),
                         "`&mut self` cannot be used: changes made in the child process never \
                          come back; take `&self`, or `self` and return the new value",
                     );
@@ -271,7 +276,7 @@ pub(crate) fn signature(sig: &syn::Signature, errors: &mut Vec<syn::Error>) {
     if let syn::ReturnType::Type(_, ty) = &sig.output {
         if let syn::Type::ImplTrait(i) = &**ty {
             err(
-                i.impl_token.span,
+                i.to_token_stream(),
                 "the return type cannot be `impl Trait`: the caller decodes the result, so \
                  it must name the type",
             );
@@ -279,13 +284,15 @@ pub(crate) fn signature(sig: &syn::Signature, errors: &mut Vec<syn::Error>) {
     }
 }
 
-fn check_param_type(ty: &syn::Type, err: &mut impl FnMut(proc_macro2::Span, &str)) {
+fn check_param_type(ty: &syn::Type, err: &mut impl FnMut(TokenStream, &str)) {
     match ty {
         syn::Type::Reference(r) => {
             if let Some(m) = &r.mutability {
-                let span = r.and_token.span.join(m.span).unwrap_or(m.span);
+                let mut at = r.and_token.to_token_stream();
+                at.extend(r.lifetime.to_token_stream());
+                m.to_tokens(&mut at);
                 err(
-                    span,
+                    at,
                     "a `&mut` parameter cannot be used: changes made in the child process \
                      never come back; take the value and return the new one",
                 );
@@ -294,7 +301,7 @@ fn check_param_type(ty: &syn::Type, err: &mut impl FnMut(proc_macro2::Span, &str
             }
         }
         syn::Type::ImplTrait(i) => err(
-            i.impl_token.span,
+            i.to_token_stream(),
             "`impl Trait` parameters are not supported by `#[timeout]`; use a generic \
              parameter, as in `fn f<T: Trait>(x: T)`",
         ),

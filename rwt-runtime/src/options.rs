@@ -19,6 +19,7 @@ pub const DEFAULT_RESULT_LIMIT: u64 = 1 << 30;
 /// one attempt of 1 second, killing the child on timeout with no grace.
 ///
 /// ```
+/// # use rwt_runtime as rwt;
 /// let opts = rwt::Options::new().secs(1.5).ntries(3).kill(true).grace(0.1);
 /// # let _ = opts;
 /// ```

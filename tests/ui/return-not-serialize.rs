@@ -1,0 +1,8 @@
+struct Handle;
+
+#[rwt::timeout]
+fn open() -> Handle {
+    Handle
+}
+
+fn main() {}
