@@ -280,7 +280,33 @@ pub(crate) fn signature(sig: &syn::Signature, errors: &mut Vec<syn::Error>) {
                 "the return type cannot be `impl Trait`: the caller decodes the result, so \
                  it must name the type",
             );
+        } else if let Some(r) = find_reference(ty) {
+            err(
+                r.to_token_stream(),
+                "a reference cannot be returned from a child process: it would point into \
+                 the child's memory; return an owned type, such as `String` for `&str`",
+            );
         }
+    }
+}
+
+/// The first reference type inside `ty`, if any.
+fn find_reference(ty: &syn::Type) -> Option<&syn::TypeReference> {
+    match ty {
+        syn::Type::Reference(r) => Some(r),
+        syn::Type::Paren(p) => find_reference(&p.elem),
+        syn::Type::Group(g) => find_reference(&g.elem),
+        syn::Type::Tuple(t) => t.elems.iter().find_map(find_reference),
+        syn::Type::Array(a) => find_reference(&a.elem),
+        syn::Type::Slice(s) => find_reference(&s.elem),
+        syn::Type::Path(p) => p.path.segments.iter().find_map(|seg| match &seg.arguments {
+            syn::PathArguments::AngleBracketed(args) => args.args.iter().find_map(|a| match a {
+                syn::GenericArgument::Type(t) => find_reference(t),
+                _ => None,
+            }),
+            _ => None,
+        }),
+        _ => None,
     }
 }
 

@@ -1,0 +1,6 @@
+#[rwt::timeout]
+async fn f() -> u8 {
+    1
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[rwt::timeout]
+struct S;
+
+fn main() {}

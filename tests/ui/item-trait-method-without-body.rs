@@ -1,0 +1,6 @@
+trait T {
+    #[rwt::timeout]
+    fn f(&self) -> u8;
+}
+
+fn main() {}

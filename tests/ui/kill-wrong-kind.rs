@@ -1,0 +1,6 @@
+#[rwt::timeout(kill = 1)]
+fn f() -> u8 {
+    1
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[rwt::timeout(mode = "pool")]
+fn f() -> u8 {
+    1
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[rwt::timeout(retries = 3)]
+fn f() -> u8 {
+    1
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[rwt::timeout]
+fn name() -> &'static str {
+    "x"
+}
+
+fn main() {}

@@ -1,0 +1,10 @@
+#[rwt::timeout(
+    ntries = 2,
+    secs =
+        -0.5,
+)]
+fn f() -> u8 {
+    1
+}
+
+fn main() {}

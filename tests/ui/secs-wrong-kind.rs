@@ -1,0 +1,6 @@
+#[rwt::timeout(secs = "1.5")]
+fn f() -> u8 {
+    1
+}
+
+fn main() {}
