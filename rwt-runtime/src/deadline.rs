@@ -32,28 +32,35 @@ impl Deadline {
     }
 }
 
-/// Which of the watched descriptors are ready.
+/// What a wait found ready.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Ready {
-    /// The first descriptor can be read (or has hung up or failed).
-    pub first: bool,
-    /// The second descriptor can be read.
-    pub second: bool,
+    /// The channel can be read (or has hung up or failed).
+    pub readable: bool,
+    /// The channel can be written (or has failed).
+    pub writable: bool,
+    /// The exit descriptor is readable: the child ended.
+    pub exited: bool,
 }
 
 /// Longest single `ppoll`: long waits loop in chunks.
 const CHUNK: Duration = Duration::from_secs(3600);
 
-/// Waits until one of up to two descriptors is readable or the deadline
-/// passes (then returns nothing ready). `EINTR` restarts the wait with the
-/// time left computed again.
-pub(crate) fn wait_readable(
-    first: Option<BorrowedFd<'_>>,
-    second: Option<BorrowedFd<'_>>,
+/// Waits until the channel is readable (or writable, if `want_write`), the
+/// exit descriptor is readable, or the deadline passes (then nothing is
+/// ready). `EINTR` restarts the wait with the time left computed again.
+pub(crate) fn wait_ready(
+    channel: Option<(BorrowedFd<'_>, bool)>,
+    exit: Option<BorrowedFd<'_>>,
     deadline: Deadline,
 ) -> nix::Result<Ready> {
-    let ev = PollFlags::POLLIN;
-    let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
+    let channel_events = |want_write: bool| {
+        if want_write {
+            PollFlags::POLLIN | PollFlags::POLLOUT
+        } else {
+            PollFlags::POLLIN
+        }
+    };
     loop {
         let left = deadline.remaining();
         if left.is_zero() {
@@ -61,13 +68,20 @@ pub(crate) fn wait_readable(
         }
         let timeout = nix::sys::time::TimeSpec::from_duration(left.min(CHUNK));
         let (mut one, mut two);
-        let fds: &mut [PollFd<'_>] = match (first, second) {
-            (Some(a), Some(b)) => {
-                two = [PollFd::new(a, ev), PollFd::new(b, ev)];
+        let fds: &mut [PollFd<'_>] = match (channel, exit) {
+            (Some((c, w)), Some(e)) => {
+                two = [
+                    PollFd::new(c, channel_events(w)),
+                    PollFd::new(e, PollFlags::POLLIN),
+                ];
                 &mut two
             }
-            (Some(a), None) | (None, Some(a)) => {
-                one = [PollFd::new(a, ev)];
+            (Some((c, w)), None) => {
+                one = [PollFd::new(c, channel_events(w))];
+                &mut one
+            }
+            (None, Some(e)) => {
+                one = [PollFd::new(e, PollFlags::POLLIN)];
                 &mut one
             }
             (None, None) => &mut [],
@@ -75,20 +89,20 @@ pub(crate) fn wait_readable(
         match ppoll(fds, timeout) {
             Ok(0) => continue,
             Ok(_) => {
-                return Ok(match (first, second) {
-                    (Some(_), Some(_)) => Ready {
-                        first: ready(&fds[0]),
-                        second: ready(&fds[1]),
-                    },
-                    (Some(_), None) => Ready {
-                        first: ready(&fds[0]),
-                        second: false,
-                    },
-                    _ => Ready {
-                        first: false,
-                        second: ready(&fds[0]),
-                    },
-                })
+                let events = |fd: &PollFd<'_>| fd.revents().unwrap_or(PollFlags::empty());
+                let mut ready = Ready::default();
+                let mut rest: &[PollFd<'_>] = fds;
+                if channel.is_some() {
+                    let ev = events(&rest[0]);
+                    let failed = PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL;
+                    ready.readable = ev.intersects(PollFlags::POLLIN | failed);
+                    ready.writable = ev.intersects(PollFlags::POLLOUT | failed);
+                    rest = &rest[1..];
+                }
+                if exit.is_some() {
+                    ready.exited = !events(&rest[0]).is_empty();
+                }
+                return Ok(ready);
             }
             Err(Errno::EINTR) => continue,
             Err(e) => return Err(e),
@@ -118,34 +132,23 @@ mod tests {
     fn nothing_ready_waits_until_the_deadline() {
         let (r, _w) = nix::unistd::pipe().unwrap();
         let start = Instant::now();
-        let ready = wait_readable(
-            Some(r.as_fd()),
-            None,
-            Deadline::after(Duration::from_millis(30)),
-        )
-        .unwrap();
-        assert!(!ready.first && !ready.second);
+        let soon = Deadline::after(Duration::from_millis(30));
+        let ready = wait_ready(Some((r.as_fd(), false)), None, soon).unwrap();
+        assert!(!ready.readable && !ready.writable && !ready.exited);
         assert!(start.elapsed() >= Duration::from_millis(30));
     }
 
     #[test]
-    fn reports_the_ready_descriptor() {
+    fn reports_what_is_ready() {
         let (r1, _w1) = nix::unistd::pipe().unwrap();
         let (r2, w2) = nix::unistd::pipe().unwrap();
         nix::unistd::write(&w2, b"x").unwrap();
-        let ready = wait_readable(
-            Some(r1.as_fd()),
-            Some(r2.as_fd()),
-            Deadline::after(Duration::from_secs(5)),
-        )
-        .unwrap();
-        assert!(!ready.first && ready.second);
-        let ready = wait_readable(
-            None,
-            Some(r2.as_fd()),
-            Deadline::after(Duration::from_secs(5)),
-        )
-        .unwrap();
-        assert!(ready.second);
+        let soon = Deadline::after(Duration::from_secs(5));
+        let ready = wait_ready(Some((r1.as_fd(), false)), Some(r2.as_fd()), soon).unwrap();
+        assert!(!ready.readable && ready.exited);
+        let ready = wait_ready(None, Some(r2.as_fd()), soon).unwrap();
+        assert!(ready.exited);
+        let ready = wait_ready(Some((w2.as_fd(), true)), None, soon).unwrap();
+        assert!(ready.writable);
     }
 }

@@ -33,6 +33,8 @@ mod reaper;
 mod registry;
 #[cfg(unix)]
 mod run;
+#[cfg(unix)]
+mod watch;
 
 pub use error::Error;
 pub use options::Options;

@@ -3,7 +3,8 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::fork::{self, Body, Outcome};
+use crate::fork::{self, Body};
+use crate::watch::Outcome;
 use crate::{Error, Options};
 
 /// How the last failed attempt ended.

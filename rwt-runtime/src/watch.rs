@@ -1,0 +1,320 @@
+//! Everything after the child is started, the same in every mode: write
+//! what the child needs (exec mode's arguments), read its result frame
+//! while watching its exit through the pidfd, decide at the deadline, kill
+//! with the ladder, reap within a bound.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use nix::sys::socket::MsgFlags;
+use nix::unistd::Pid;
+use serde::de::DeserializeOwned;
+
+use crate::codec::{self, FrameReader, Kind};
+use crate::deadline::{self, Deadline};
+use crate::options::Checked;
+use crate::process::{Child, Status, FALLBACK_STEP};
+use crate::reaper;
+use crate::registry::RegisteredFd;
+
+/// How long a call waits for a killed child to be reaped before handing it
+/// to the background reaper and returning anyway (a child with a large
+/// memory takes the kernel about 0.1 s per GiB to free; one stuck in
+/// uninterruptible I/O may take much longer).
+pub(crate) const REAP_BOUND: Duration = Duration::from_secs(1);
+
+/// What one attempt came to.
+#[derive(Debug)]
+pub(crate) enum Outcome<R> {
+    /// The function's value.
+    Value(R),
+    /// The function's value, which counts as a failed attempt (an `Err`).
+    Failed(R),
+    /// The deadline passed; `orphan` is the pid left running (kill = false).
+    Timeout { orphan: Option<u32> },
+    /// The function panicked.
+    Panicked(String),
+    /// The child ended without a result.
+    Crashed {
+        signal: Option<i32>,
+        exit_code: Option<i32>,
+    },
+    /// The result could not cross the process boundary.
+    Codec(String),
+    /// No child could be started (or watched).
+    Spawn(io::Error),
+}
+
+/// How waiting for the child ended.
+enum Waited {
+    Frame,
+    Died,
+    Timeout,
+    BadFrame(String),
+    Io(io::Error),
+}
+
+/// Watches the child `pid` until it returns a result, ends, or runs out of
+/// time, writing `outgoing` to the channel as the child takes it; then
+/// makes sure it is gone (or orphaned) and reaped.
+pub(crate) fn watch<R: DeserializeOwned>(
+    function: &str,
+    opts: &Checked,
+    pid: Pid,
+    channel: RegisteredFd,
+    outgoing: Vec<u8>,
+    deadline: Deadline,
+) -> Outcome<R> {
+    let mut child = Child::adopt(pid);
+    tracing::debug!(target: "rwt", function, pid = child.pid(), "child started");
+    let mut reader = FrameReader::new(opts.result_limit);
+    let mut outgoing = Outgoing {
+        data: outgoing,
+        sent: 0,
+    };
+    let waited = wait(
+        &mut child,
+        channel.fd(),
+        &mut outgoing,
+        &mut reader,
+        deadline,
+    );
+    drop(channel);
+    match waited {
+        Waited::Frame => {
+            let pid = child.pid();
+            finish(child, opts.kill);
+            let Some(frame) = reader.into_frame() else {
+                unreachable!("a complete frame was read")
+            };
+            tracing::debug!(target: "rwt", function, pid, bytes = frame.body.len(), "result received");
+            match frame.kind {
+                Kind::Value => decoded(&frame.body, Outcome::Value),
+                Kind::Failed => decoded(&frame.body, Outcome::Failed),
+                Kind::Panic => Outcome::Panicked(String::from_utf8_lossy(&frame.body).into_owned()),
+                Kind::EncodeError => {
+                    Outcome::Codec(String::from_utf8_lossy(&frame.body).into_owned())
+                }
+            }
+        }
+        Waited::Died => {
+            if opts.kill {
+                // The child is gone but not reaped: its group id is still
+                // ours, and whatever it started in the group goes too.
+                child.signal_group(Signal::SIGKILL);
+            }
+            let status = child.reap();
+            tracing::debug!(target: "rwt", function, pid = child.pid(), ?status, "child ended without a result");
+            match status {
+                Status::Exited(code) => Outcome::Crashed {
+                    signal: None,
+                    exit_code: Some(code),
+                },
+                Status::Signaled(sig) => Outcome::Crashed {
+                    signal: Some(sig),
+                    exit_code: None,
+                },
+                Status::Lost => Outcome::Crashed {
+                    signal: None,
+                    exit_code: None,
+                },
+            }
+        }
+        Waited::Timeout => {
+            let pid = child.pid();
+            if opts.kill {
+                tracing::debug!(target: "rwt", function, pid, "timed out, killing");
+                kill(child, opts.grace);
+                Outcome::Timeout { orphan: None }
+            } else {
+                tracing::debug!(target: "rwt", function, pid, "timed out, left running as an orphan");
+                reaper::adopt(child);
+                Outcome::Timeout { orphan: Some(pid) }
+            }
+        }
+        Waited::BadFrame(detail) => {
+            kill(child, Duration::ZERO);
+            Outcome::Codec(detail)
+        }
+        Waited::Io(e) => {
+            kill(child, Duration::ZERO);
+            Outcome::Spawn(e)
+        }
+    }
+}
+
+fn decoded<R: DeserializeOwned>(body: &[u8], wrap: fn(R) -> Outcome<R>) -> Outcome<R> {
+    match codec::decode(body) {
+        Ok(value) => wrap(value),
+        Err(detail) => Outcome::Codec(detail),
+    }
+}
+
+/// Bytes for the child, written as it takes them.
+struct Outgoing {
+    data: Vec<u8>,
+    sent: usize,
+}
+
+impl Outgoing {
+    fn pending(&self) -> bool {
+        self.sent < self.data.len()
+    }
+
+    /// Writes what the channel takes without blocking. A child that went
+    /// away (EPIPE, ECONNRESET) takes nothing more: its exit tells the rest.
+    fn push(&mut self, channel: &OwnedFd) -> Result<(), Waited> {
+        while self.pending() {
+            let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+            match nix::sys::socket::send(channel.as_raw_fd(), &self.data[self.sent..], flags) {
+                Ok(n) => self.sent += n,
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => return Ok(()),
+                Err(Errno::EPIPE | Errno::ECONNRESET) => self.sent = self.data.len(),
+                Err(e) => return Err(Waited::Io(e.into())),
+            }
+        }
+        self.data = Vec::new();
+        Ok(())
+    }
+}
+
+/// Waits for a complete frame, the child's end, or the deadline, reading
+/// the channel all along (a large result never fills it and blocks the
+/// child) and writing what the child still needs.
+fn wait(
+    child: &mut Child,
+    pipe: &OwnedFd,
+    outgoing: &mut Outgoing,
+    reader: &mut FrameReader,
+    deadline: Deadline,
+) -> Waited {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pipe_open = true;
+    // What the last wait said is worth a look (all of it, at first).
+    let (mut look_pipe, mut look_child, mut look_write) = (true, true, true);
+    loop {
+        if look_write && outgoing.pending() {
+            if let Err(e) = outgoing.push(pipe) {
+                return e;
+            }
+        }
+        if pipe_open && look_pipe {
+            match drain(pipe, reader, &mut buf) {
+                Ok(open) => pipe_open = open,
+                Err(e) => return e,
+            }
+        }
+        if reader.is_complete() {
+            return Waited::Frame;
+        }
+        if look_child && child.has_exited() {
+            // Everything it wrote is in the pipe already.
+            if pipe_open {
+                if let Err(e) = drain(pipe, reader, &mut buf) {
+                    return e;
+                }
+            }
+            return if reader.is_complete() {
+                Waited::Frame
+            } else {
+                Waited::Died
+            };
+        }
+        if deadline.passed() {
+            // A frame completed in the last instant is a result, not a
+            // timeout: look once more before deciding.
+            if pipe_open {
+                if let Err(e) = drain(pipe, reader, &mut buf) {
+                    return e;
+                }
+            }
+            return if reader.is_complete() {
+                Waited::Frame
+            } else {
+                Waited::Timeout
+            };
+        }
+        let exit_fd = child.exit_fd();
+        // Without a pidfd nothing wakes us when the child ends: look again
+        // in short steps.
+        let polling = exit_fd.is_none();
+        let until = if polling {
+            Deadline::after(deadline.remaining().min(FALLBACK_STEP))
+        } else {
+            deadline
+        };
+        if !pipe_open {
+            // The child's side is closed: it reads nothing more either.
+            outgoing.sent = outgoing.data.len();
+        }
+        let pipe_fd = pipe_open.then(|| (pipe.as_fd(), outgoing.pending()));
+        match deadline::wait_ready(pipe_fd, exit_fd, until) {
+            Ok(ready) => {
+                look_pipe = ready.readable;
+                look_write = ready.writable;
+                look_child = ready.exited || polling;
+            }
+            Err(e) => return Waited::Io(e.into()),
+        }
+    }
+}
+
+/// Reads everything available. `Ok(false)` once the pipe reports end of
+/// file (the write end is closed everywhere).
+fn drain(pipe: &OwnedFd, reader: &mut FrameReader, buf: &mut [u8]) -> Result<bool, Waited> {
+    while !reader.is_complete() {
+        match nix::unistd::read(pipe, buf) {
+            Ok(0) => return Ok(false),
+            Ok(n) => reader
+                .feed(&buf[..n])
+                .map_err(|e| Waited::BadFrame(e.to_string()))?,
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => return Ok(true),
+            Err(e) => return Err(Waited::Io(e.into())),
+        }
+    }
+    Ok(true)
+}
+
+/// After a complete frame: make sure the child (and, with kill = true, its
+/// group) is gone, and reap it.
+fn finish(child: Child, kill: bool) {
+    if kill {
+        // The frame is the child's last act: everything left in its group
+        // (the child on its way out, anything it started) goes now.
+        child.signal_group(Signal::SIGKILL);
+        child.signal(Signal::SIGKILL);
+    }
+    reap_bounded(child);
+}
+
+/// The kill ladder: SIGTERM (and SIGCONT, so a stopped child can act on it)
+/// to the group, up to `grace` for the child to go, then SIGKILL to the
+/// group, then a bounded reap.
+fn kill(mut child: Child, grace: Duration) {
+    if !grace.is_zero() {
+        for sig in [Signal::SIGTERM, Signal::SIGCONT] {
+            child.signal_group(sig);
+            child.signal(sig);
+        }
+        child.wait_exit(Deadline::after(grace));
+    }
+    child.signal_group(Signal::SIGKILL);
+    child.signal(Signal::SIGKILL);
+    reap_bounded(child);
+}
+
+/// Reaps the child if it ends within [`REAP_BOUND`]; otherwise the
+/// background reaper takes it and the call goes on.
+fn reap_bounded(mut child: Child) {
+    if child.wait_exit(Deadline::after(REAP_BOUND)) {
+        child.reap();
+    } else {
+        tracing::debug!(target: "rwt", pid = child.pid(), "child slow to die, handed to the reaper");
+        reaper::adopt(child);
+    }
+}
