@@ -1,13 +1,15 @@
-//! Results of any size come back whole, without deadlock: the parent reads
-//! while it waits, across the pipe buffer's boundary and far beyond.
+//! Results (and exec mode's arguments) of any size cross whole, without
+//! deadlock: the parent reads while it waits, across the pipe buffer's
+//! boundary and far beyond. In both modes.
 
-use rwt::timeout;
+mod common;
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Bytes encoded as one MessagePack binary (as `serde_bytes` would), not
 /// as an array of numbers.
 #[derive(Debug, PartialEq)]
-struct Blob(Vec<u8>);
+pub struct Blob(Vec<u8>);
 
 impl Serialize for Blob {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -34,51 +36,54 @@ impl<'de> Deserialize<'de> for Blob {
     }
 }
 
-fn pattern(len: usize) -> Vec<u8> {
+pub fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 % 251) as u8).collect()
 }
 
-#[timeout(secs = 20.0)]
-fn blob(len: usize) -> Blob {
-    Blob(pattern(len))
-}
+in_both_modes! {
+    #[timeout(secs = 20.0)]
+    fn blob(len: usize) -> Blob {
+        Blob(pattern(len))
+    }
 
-#[test]
-fn results_around_the_pipe_buffer_size() {
-    // A frame's header is 9 bytes and MessagePack adds up to 5: cover the
-    // whole frame landing just under, on and just over 64 KiB too.
-    for len in [
-        0,
-        1,
-        65_521,
-        65_522,
-        65_523,
-        65_535,
-        65_536,
-        65_537,
-        1 << 20,
-    ] {
-        assert_eq!(blob(len).unwrap(), Blob(pattern(len)), "len {len}");
+    #[timeout(secs = 20.0)]
+    fn numbers(len: usize) -> Vec<u8> {
+        pattern(len)
+    }
+
+    /// Sends a large argument in and gets its length and checksum back.
+    #[timeout(secs = 20.0)]
+    fn weigh(data: &Blob) -> (usize, u64) {
+        (data.0.len(), data.0.iter().map(|&b| u64::from(b)).sum())
     }
 }
 
-#[test]
-fn a_64_mib_result_is_byte_identical() {
-    let len = 64 << 20;
-    let got = blob(len).unwrap();
-    assert_eq!(got.0.len(), len);
-    assert!(got.0 == pattern(len));
-}
+test_in_both_modes! {
+    fn results_around_the_pipe_buffer_size(m) {
+        // A frame's header is 9 bytes and MessagePack adds up to 5: cover
+        // the whole frame landing just under, on and just over 64 KiB too.
+        for len in [0, 1, 65_521, 65_522, 65_523, 65_535, 65_536, 65_537, 1 << 20] {
+            assert_eq!(m::blob(len).unwrap(), Blob(pattern(len)), "len {len}");
+        }
+    }
 
-#[timeout(secs = 20.0)]
-fn numbers(len: usize) -> Vec<u8> {
-    pattern(len)
-}
+    fn a_64_mib_result_is_byte_identical(m) {
+        let len = 64 << 20;
+        let got = m::blob(len).unwrap();
+        assert_eq!(got.0.len(), len);
+        assert!(got.0 == pattern(len));
+    }
 
-#[test]
-fn a_plain_vec_of_bytes_comes_back_too() {
-    let len = 1 << 20;
-    assert_eq!(numbers(len).unwrap(), pattern(len));
+    fn a_plain_vec_of_bytes_comes_back_too(m) {
+        let len = 1 << 20;
+        assert_eq!(m::numbers(len).unwrap(), pattern(len));
+    }
+
+    fn a_64_mib_argument_arrives_whole(m) {
+        let data = Blob(pattern(64 << 20));
+        let sum: u64 = data.0.iter().map(|&b| u64::from(b)).sum();
+        assert_eq!(m::weigh(&data).unwrap(), (64 << 20, sum));
+    }
 }
 
 #[test]

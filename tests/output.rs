@@ -1,34 +1,38 @@
 //! The child's stdout and stderr are the caller's: what it prints comes out
 //! once, before the caller's later output, and the caller's buffered output
 //! is never printed twice. Checked in a helper process whose output the
-//! test reads.
+//! test reads, in both modes.
 
 mod common;
 
-use rwt::timeout;
-
-#[timeout(secs = 5.0)]
-fn child_prints() -> u8 {
-    print!("child-partial ");
-    println!("child-line");
-    eprintln!("child-err");
-    print!("child-unterminated");
-    1
+in_both_modes! {
+    #[timeout(secs = 5.0)]
+    fn child_prints() -> u8 {
+        print!("child-partial ");
+        println!("child-line");
+        eprintln!("child-err");
+        print!("child-unterminated");
+        1
+    }
 }
 
 #[test]
 fn helper_printer() {
-    if !common::is_helper("printer") {
+    let call = if common::is_helper("printer-fork") {
+        fork::child_prints
+    } else if common::is_helper("printer-exec") {
+        exec::child_prints
+    } else {
         return;
-    }
+    };
     print!("parent-partial ");
-    assert_eq!(child_prints().unwrap(), 1);
+    assert_eq!(call().unwrap(), 1);
     println!();
     println!("parent-after");
 }
 
-fn run(capture: bool) -> (String, String) {
-    let mut cmd = common::helper_command("helper_printer", "printer");
+fn run(role: &str, capture: bool) -> (String, String) {
+    let mut cmd = common::helper_command("helper_printer", role);
     if capture {
         // Drop --nocapture: libtest captures the helper test's output.
         let args: Vec<String> = cmd
@@ -37,7 +41,7 @@ fn run(capture: bool) -> (String, String) {
             .filter(|a| a != "--nocapture")
             .collect();
         cmd = std::process::Command::new(cmd.get_program());
-        cmd.args(args).env(common::HELPER_ENV, "printer");
+        cmd.args(args).env(common::HELPER_ENV, role);
     }
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -47,9 +51,8 @@ fn run(capture: bool) -> (String, String) {
     )
 }
 
-#[test]
-fn output_comes_out_once_and_in_order() {
-    let (stdout, stderr) = run(false);
+fn once_and_in_order(role: &str) {
+    let (stdout, stderr) = run(role, false);
     assert_eq!(stdout.matches("parent-partial").count(), 1, "{stdout}");
     assert_eq!(stdout.matches("child-line").count(), 1, "{stdout}");
     assert_eq!(stdout.matches("child-unterminated").count(), 1, "{stdout}");
@@ -70,10 +73,29 @@ fn output_comes_out_once_and_in_order() {
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{stdout}");
 }
 
+mod output_comes_out_once_and_in_order {
+    #[test]
+    fn fork() {
+        super::once_and_in_order("printer-fork");
+    }
+
+    #[test]
+    fn exec() {
+        super::once_and_in_order("printer-exec");
+    }
+}
+
 #[test]
-fn under_libtest_capture_the_childs_print_macros_are_not_shown() {
-    // Documented limit: `print!` in a child goes to the child's copy of the
-    // test harness's capture buffer. `cargo test -- --nocapture` shows it.
-    let (stdout, _) = run(true);
+fn under_libtest_capture_a_fork_childs_print_macros_are_not_shown() {
+    // Documented limit: `print!` in a fork child goes to the child's copy of
+    // the test harness's capture buffer. `cargo test -- --nocapture` shows it.
+    let (stdout, _) = run("printer-fork", true);
     assert!(!stdout.contains("child-line"), "{stdout}");
+}
+
+#[test]
+fn under_libtest_capture_an_exec_childs_output_still_shows() {
+    // An exec child is a fresh process: no capture buffer, real stdout.
+    let (stdout, _) = run("printer-exec", true);
+    assert_eq!(stdout.matches("child-line").count(), 1, "{stdout}");
 }

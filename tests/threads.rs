@@ -1,5 +1,8 @@
 //! Calls from many threads at once are independent: right answers, no
-//! call delayed by another's, rwt's own locks never inherited held.
+//! call delayed by another's, rwt's own locks never inherited held. In both
+//! modes.
+
+mod common;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,73 +11,57 @@ use std::time::{Duration, Instant};
 
 use rwt::timeout;
 
-#[timeout(secs = 5.0)]
-fn tag(thread: u32, i: u32) -> (u32, u32, u32) {
-    (thread, i, std::process::id())
-}
-
-#[test]
-fn many_threads_get_their_own_answers() {
-    let handles: Vec<_> = (0..16)
-        .map(|t| {
-            std::thread::spawn(move || {
-                for i in 0..20 {
-                    let (tt, ii, pid) = tag(t, i).unwrap();
-                    assert_eq!((tt, ii), (t, i));
-                    assert_ne!(pid, std::process::id());
-                }
-            })
-        })
-        .collect();
-    for h in handles {
-        h.join().unwrap();
+in_both_modes! {
+    #[timeout(secs = 5.0)]
+    fn tag(thread: u32, i: u32) -> (u32, u32, u32) {
+        (thread, i, std::process::id())
     }
-}
 
-#[timeout(secs = 3.0)]
-fn slow() -> u8 {
-    std::thread::sleep(Duration::from_secs(10));
-    0
-}
-
-#[timeout(secs = 5.0)]
-fn quick(i: u32) -> u32 {
-    i + 1
-}
-
-#[test]
-fn a_timing_out_call_never_delays_another_threads_calls() {
-    let slow_call = std::thread::spawn(|| {
-        let start = Instant::now();
-        let r = slow();
-        (r, start.elapsed())
-    });
-    std::thread::sleep(Duration::from_millis(50));
-    let start = Instant::now();
-    for i in 0..50 {
-        let t = Instant::now();
-        assert_eq!(quick(i).unwrap(), i + 1);
-        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    #[timeout(secs = 3.0)]
+    fn slow() -> u8 {
+        std::thread::sleep(Duration::from_secs(10));
+        0
     }
-    // All fifty were done long before the slow call's deadline.
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        start.elapsed()
-    );
-    let (r, elapsed) = slow_call.join().unwrap();
-    assert!(r.unwrap_err().is_timeout());
-    assert!(elapsed < Duration::from_millis(3500), "{elapsed:?}");
-}
 
-#[timeout(secs = 2.0)]
-fn prints_through_stdout_and_stderr(i: u32) -> u32 {
-    // Takes the locks another thread of the caller holds all the time.
-    let out = std::io::stdout();
-    let _o = out.lock();
-    let err = std::io::stderr();
-    let _e = err.lock();
-    i
+    #[timeout(secs = 5.0)]
+    fn quick(i: u32) -> u32 {
+        i + 1
+    }
+
+    /// Takes the locks another thread of the caller holds all the time.
+    #[timeout(secs = 2.0)]
+    fn takes_stdout_and_stderr(i: u32) -> u32 {
+        let out = std::io::stdout();
+        let _o = out.lock();
+        let err = std::io::stderr();
+        let _e = err.lock();
+        i
+    }
+
+    #[timeout(secs = 5.0)]
+    fn nested_outer(depth: u32) -> Result<u32, String> {
+        if depth == 0 {
+            return Ok(0);
+        }
+        match nested_outer(depth - 1) {
+            Ok(Ok(n)) => Ok(n + 1),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[timeout(secs = 2.0)]
+    fn nested_with_inner_timeout() -> String {
+        #[timeout(secs = 0.1)]
+        fn inner() -> u8 {
+            std::thread::sleep(Duration::from_secs(10));
+            0
+        }
+        match inner() {
+            Err(e) if e.is_timeout() => format!("inner: {e}"),
+            other => format!("unexpected: {other:?}"),
+        }
+    }
 }
 
 /// Sets the flag when dropped: lock-hogging threads stop even if an
@@ -87,59 +74,70 @@ impl Drop for StopOnDrop {
     }
 }
 
-#[test]
-fn children_never_inherit_the_stdio_locks_held() {
-    let stop = Arc::new(AtomicBool::new(false));
-    let _stop = StopOnDrop(Arc::clone(&stop));
-    for n in 0..2 {
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                if n == 0 {
-                    let _ = std::io::stdout().lock().write_all(b"");
-                } else {
-                    let _ = std::io::stderr().lock().write_all(b"");
-                }
-                std::hint::spin_loop();
-            }
+test_in_both_modes! {
+    fn many_threads_get_their_own_answers(m) {
+        let handles: Vec<_> = (0..16)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    for i in 0..20 {
+                        let (tt, ii, pid) = m::tag(t, i).unwrap();
+                        assert_eq!((tt, ii), (t, i));
+                        assert_ne!(pid, std::process::id());
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    }
+
+    fn a_timing_out_call_never_delays_another_threads_calls(m) {
+        let slow_call = std::thread::spawn(|| {
+            let start = Instant::now();
+            let r = m::slow();
+            (r, start.elapsed())
         });
+        std::thread::sleep(Duration::from_millis(50));
+        let start = Instant::now();
+        for i in 0..50 {
+            let t = Instant::now();
+            assert_eq!(m::quick(i).unwrap(), i + 1);
+            assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        }
+        // All fifty were done long before the slow call's deadline.
+        assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+        let (r, elapsed) = slow_call.join().unwrap();
+        assert!(r.unwrap_err().is_timeout());
+        assert!(elapsed < Duration::from_millis(3500), "{elapsed:?}");
     }
-    for i in 0..200 {
-        let r = prints_through_stdout_and_stderr(i);
-        assert_eq!(r.unwrap(), i, "call {i}");
-    }
-}
 
-#[timeout(secs = 5.0)]
-fn nested_outer(depth: u32) -> Result<u32, String> {
-    if depth == 0 {
-        return Ok(0);
+    fn children_never_inherit_the_stdio_locks_held(m) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let _stop = StopOnDrop(Arc::clone(&stop));
+        for n in 0..2 {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if n == 0 {
+                        let _ = std::io::stdout().lock().write_all(b"");
+                    } else {
+                        let _ = std::io::stderr().lock().write_all(b"");
+                    }
+                    std::hint::spin_loop();
+                }
+            });
+        }
+        for i in 0..200 {
+            assert_eq!(m::takes_stdout_and_stderr(i).unwrap(), i, "call {i}");
+        }
     }
-    match nested_outer(depth - 1) {
-        Ok(Ok(n)) => Ok(n + 1),
-        Ok(Err(e)) => Err(e),
-        Err(e) => Err(e.to_string()),
-    }
-}
 
-#[timeout(secs = 2.0)]
-fn nested_with_inner_timeout() -> String {
-    #[timeout(secs = 0.1)]
-    fn inner() -> u8 {
-        std::thread::sleep(Duration::from_secs(10));
-        0
+    fn nested_calls_work_and_an_inner_timeout_reaches_the_outer_body(m) {
+        assert_eq!(m::nested_outer(3).unwrap(), Ok(3));
+        assert_eq!(
+            m::nested_with_inner_timeout().unwrap(),
+            "inner: function `inner` timed out after 0.1 s (killed)"
+        );
     }
-    match inner() {
-        Err(e) if e.is_timeout() => format!("inner: {e}"),
-        other => format!("unexpected: {other:?}"),
-    }
-}
-
-#[test]
-fn nested_calls_work_and_an_inner_timeout_reaches_the_outer_body() {
-    assert_eq!(nested_outer(3).unwrap(), Ok(3));
-    assert_eq!(
-        nested_with_inner_timeout().unwrap(),
-        "inner: function `inner` timed out after 0.1 s (killed)"
-    );
 }

@@ -1,103 +1,17 @@
 //! Deadlines: the call comes back on time whatever the child does, the
-//! child is killed (SIGTERM first when `grace` asks for it) and reaped.
+//! child is killed (SIGTERM first when `grace` asks for it) and reaped. In
+//! both modes.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::{read_pid, reaped, KillOnDrop, Scratch};
-use rwt::timeout;
 
 /// Generous upper bound past the deadline (plus grace) for a call to return.
 const SLACK: Duration = Duration::from_millis(500);
 
-#[timeout(secs = 0.2)]
-fn sleepy(pid_file: String) -> u32 {
-    std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
-    std::thread::sleep(Duration::from_secs(30));
-    1
-}
-
-#[test]
-fn a_sleeping_child_times_out_and_is_killed_and_reaped() {
-    let pid_file = Scratch::new("sleepy");
-    let start = Instant::now();
-    let err = sleepy(pid_file.arg()).unwrap_err();
-    let elapsed = start.elapsed();
-    let pid = read_pid(pid_file.path(), Duration::ZERO).expect("the child ran");
-    let _cleanup = KillOnDrop(vec![pid]);
-    assert!(err.is_timeout(), "{err}");
-    assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
-    assert!(elapsed < Duration::from_millis(200) + SLACK, "{elapsed:?}");
-    assert!(reaped(pid), "pid {pid} is still in the process table");
-    match &err {
-        rwt::Error::Timeout {
-            function,
-            secs,
-            attempts,
-            killed,
-            orphans,
-        } => {
-            assert_eq!(function, "sleepy");
-            assert_eq!(*secs, 0.2);
-            assert_eq!(*attempts, 1);
-            assert!(*killed);
-            assert!(orphans.is_empty());
-        }
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(
-        err.to_string(),
-        "function `sleepy` timed out after 0.2 s (killed)"
-    );
-}
-
-#[timeout(secs = 0.2)]
-fn spin() -> u64 {
-    let mut x = 0u64;
-    loop {
-        x = std::hint::black_box(x.wrapping_add(1));
-    }
-}
-
-#[test]
-fn a_busy_loop_times_out() {
-    let start = Instant::now();
-    assert!(spin().unwrap_err().is_timeout());
-    assert!(start.elapsed() < Duration::from_millis(200) + SLACK);
-}
-
-/// Ignores SIGTERM: only SIGKILL, after the grace, ends it.
-#[timeout(secs = 0.2, grace = 0.4)]
-fn stubborn(pid_file: String) -> u8 {
-    // SAFETY: SIG_IGN installs no handler code.
-    unsafe {
-        nix::sys::signal::signal(
-            nix::sys::signal::Signal::SIGTERM,
-            nix::sys::signal::SigHandler::SigIgn,
-        )
-        .unwrap();
-    }
-    std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
-    loop {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-#[test]
-fn a_child_that_ignores_sigterm_is_killed_after_the_grace() {
-    let pid_file = Scratch::new("stubborn");
-    let start = Instant::now();
-    let err = stubborn(pid_file.arg()).unwrap_err();
-    let elapsed = start.elapsed();
-    let pid = read_pid(pid_file.path(), Duration::ZERO).expect("the child ran");
-    let _cleanup = KillOnDrop(vec![pid]);
-    assert!(err.is_timeout(), "{err}");
-    assert!(elapsed >= Duration::from_millis(600), "{elapsed:?}");
-    assert!(elapsed < Duration::from_millis(600) + SLACK, "{elapsed:?}");
-    assert!(reaped(pid));
-}
-
+/// The path a SIGTERM handler writes, set by the function in its child.
 static TERM_MARKER: std::sync::OnceLock<std::ffi::CString> = std::sync::OnceLock::new();
 
 extern "C" fn on_term(_: i32) {
@@ -116,45 +30,120 @@ extern "C" fn on_term(_: i32) {
     }
 }
 
-/// Handles SIGTERM by leaving a marker and exiting at once.
-#[timeout(secs = 0.2, grace = 5.0)]
-fn tidy() -> u8 {
-    let action = nix::sys::signal::SigAction::new(
-        nix::sys::signal::SigHandler::Handler(on_term),
-        nix::sys::signal::SaFlags::empty(),
-        nix::sys::signal::SigSet::empty(),
-    );
-    // SAFETY: the handler only calls async-signal-safe functions.
-    unsafe { nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGTERM, &action) }.unwrap();
-    loop {
-        std::thread::sleep(Duration::from_millis(10));
+in_both_modes! {
+    #[timeout(secs = 0.2)]
+    fn sleepy(pid_file: String) -> u32 {
+        std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
+        std::thread::sleep(Duration::from_secs(30));
+        1
+    }
+
+    #[timeout(secs = 0.2)]
+    fn spin() -> u64 {
+        let mut x = 0u64;
+        loop {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+    }
+
+    /// Ignores SIGTERM: only SIGKILL, after the grace, ends it.
+    #[timeout(secs = 0.2, grace = 0.4)]
+    fn stubborn(pid_file: String) -> u8 {
+        // SAFETY: SIG_IGN installs no handler code.
+        unsafe {
+            nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGTERM,
+                nix::sys::signal::SigHandler::SigIgn,
+            )
+            .unwrap();
+        }
+        std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
+        loop {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Handles SIGTERM by leaving a marker and exiting at once.
+    #[timeout(secs = 0.2, grace = 5.0)]
+    fn tidy(marker: String) -> u8 {
+        let _ = TERM_MARKER.set(std::ffi::CString::new(marker).unwrap());
+        let action = nix::sys::signal::SigAction::new(
+            nix::sys::signal::SigHandler::Handler(on_term),
+            nix::sys::signal::SaFlags::empty(),
+            nix::sys::signal::SigSet::empty(),
+        );
+        // SAFETY: the handler only calls async-signal-safe functions.
+        unsafe { nix::sys::signal::sigaction(nix::sys::signal::Signal::SIGTERM, &action) }.unwrap();
+        loop {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[timeout(secs = 2.0)]
+    fn in_time() -> u8 {
+        std::thread::sleep(Duration::from_millis(50));
+        3
     }
 }
 
-#[test]
-fn with_grace_sigterm_comes_first_and_the_grace_ends_when_the_child_is_gone() {
-    let marker = Scratch::new("term-marker");
-    TERM_MARKER
-        .set(std::ffi::CString::new(marker.arg()).unwrap())
-        .unwrap();
-    let start = Instant::now();
-    let err = tidy().unwrap_err();
-    let elapsed = start.elapsed();
-    assert!(err.is_timeout(), "{err}");
-    assert!(marker.path().exists(), "the child never saw SIGTERM");
-    // Not the 5 s grace: the child left on SIGTERM.
-    assert!(elapsed < Duration::from_millis(200) + SLACK, "{elapsed:?}");
-}
+test_in_both_modes! {
+    fn a_sleeping_child_times_out_and_is_killed_and_reaped(m) {
+        let pid_file = Scratch::new("sleepy");
+        let start = Instant::now();
+        let err = m::sleepy(pid_file.arg()).unwrap_err();
+        let elapsed = start.elapsed();
+        let pid = read_pid(pid_file.path(), Duration::ZERO).expect("the child ran");
+        let _cleanup = KillOnDrop(vec![pid]);
+        assert!(err.is_timeout(), "{err}");
+        assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
+        assert!(elapsed < Duration::from_millis(200) + SLACK, "{elapsed:?}");
+        assert!(reaped(pid), "pid {pid} is still in the process table");
+        match &err {
+            rwt::Error::Timeout { function, secs, attempts, killed, orphans } => {
+                assert_eq!(function, "sleepy");
+                assert_eq!(*secs, 0.2);
+                assert_eq!(*attempts, 1);
+                assert!(*killed);
+                assert!(orphans.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(err.to_string(), "function `sleepy` timed out after 0.2 s (killed)");
+    }
 
-#[timeout(secs = 2.0)]
-fn in_time() -> u8 {
-    std::thread::sleep(Duration::from_millis(50));
-    3
-}
+    fn a_busy_loop_times_out(m) {
+        let start = Instant::now();
+        assert!(m::spin().unwrap_err().is_timeout());
+        assert!(start.elapsed() < Duration::from_millis(200) + SLACK);
+    }
 
-#[test]
-fn a_call_that_finishes_in_time_is_not_held_to_the_deadline() {
-    let start = Instant::now();
-    assert_eq!(in_time().unwrap(), 3);
-    assert!(start.elapsed() < Duration::from_secs(1));
+    fn a_child_that_ignores_sigterm_is_killed_after_the_grace(m) {
+        let pid_file = Scratch::new("stubborn");
+        let start = Instant::now();
+        let err = m::stubborn(pid_file.arg()).unwrap_err();
+        let elapsed = start.elapsed();
+        let pid = read_pid(pid_file.path(), Duration::ZERO).expect("the child ran");
+        let _cleanup = KillOnDrop(vec![pid]);
+        assert!(err.is_timeout(), "{err}");
+        assert!(elapsed >= Duration::from_millis(600), "{elapsed:?}");
+        assert!(elapsed < Duration::from_millis(600) + SLACK, "{elapsed:?}");
+        assert!(reaped(pid));
+    }
+
+    fn with_grace_sigterm_comes_first_and_the_grace_ends_when_the_child_is_gone(m) {
+        let marker = Scratch::new("term-marker");
+        let start = Instant::now();
+        let err = m::tidy(marker.arg()).unwrap_err();
+        let elapsed = start.elapsed();
+        assert!(err.is_timeout(), "{err}");
+        assert!(marker.path().exists(), "the child never saw SIGTERM");
+        // Not the 5 s grace: the child left on SIGTERM.
+        assert!(elapsed < Duration::from_millis(200) + SLACK, "{elapsed:?}");
+    }
+
+    fn a_call_that_finishes_in_time_is_not_held_to_the_deadline(m) {
+        let start = Instant::now();
+        assert_eq!(m::in_time().unwrap(), 3);
+        assert!(start.elapsed() < Duration::from_secs(1));
+    }
 }

@@ -32,22 +32,25 @@ pub(crate) fn timeout(args: TokenStream, item: TokenStream) -> TokenStream {
         Ok(f) => f,
         Err(e) => return fallback::unchanged(item, vec![e]),
     };
+    let mut option_errors = Vec::new();
+    let parsed = attr::parse(args, &mut option_errors);
+    let options = valid::options(parsed, &mut option_errors);
     let mut errors = Vec::new();
     valid::signature(&function.sig, &mut errors);
+    if options.mode == Mode::Exec {
+        valid::exec_signature(&function.sig, &mut errors);
+    }
     if !errors.is_empty() {
         // The item itself is wrong: keep it as written, and report the
         // option errors too, all in one build.
-        let parsed = attr::parse(args, &mut errors);
-        valid::options(parsed, &mut errors);
+        errors.extend(option_errors);
         return fallback::unchanged(function, errors);
     }
-    let parsed = attr::parse(args, &mut errors);
-    let options = valid::options(parsed, &mut errors);
     // Bad options: still the full rewrite (with defaults where an option is
     // wrong), so call sites written for `Result` type-check and the only
     // errors are the real ones.
     let mut out = rewrite(function, &options);
-    out.extend(fallback::errors(errors));
+    out.extend(fallback::errors(option_errors));
     out
 }
 
@@ -91,11 +94,8 @@ fn rewrite(function: syn::ItemFn, options: &valid::Options) -> TokenStream {
     let ntries = options.ntries;
     let kill = options.kill;
     let grace = proc_macro2::Literal::f64_suffixed(options.grace);
-    let entry = match options.mode {
-        Mode::Fork => quote_spanned!(ret_span=> ::rwt::__private::call_fork),
-    };
     let value = syn::Ident::new("__rwt_value", Span::mixed_site());
-    let options = quote! {
+    let settings = quote! {
         &::rwt::__private::Options::new()
             .secs(#secs)
             .ntries(#ntries)
@@ -109,12 +109,19 @@ fn rewrite(function: syn::ItemFn, options: &valid::Options) -> TokenStream {
             (&::rwt::__private::Probe(#value)).__rwt_failed()
         }
     };
-    // The call is spanned at the user's return type: it is the one place
-    // that requires `Serialize + DeserializeOwned` of that type, so a type
-    // without them is reported once, there, not at the attribute. (The
-    // body keeps its own spans: it is interpolated.)
-    let call = quote_spanned! {ret_span=>
-        #entry(#options, #name, move || -> #ret #block, #failed)
+    let (inputs, call) = match options.mode {
+        // The call is spanned at the user's return type: it is the one place
+        // that requires `Serialize + DeserializeOwned` of that type, so a
+        // type without them is reported once, there, not at the attribute.
+        // (The body keeps its own spans: it is interpolated.)
+        Mode::Fork => {
+            let entry = quote_spanned!(ret_span=> ::rwt::__private::call_fork);
+            let call = quote_spanned! {ret_span=>
+                #entry(#settings, #name, move || -> #ret #block, #failed)
+            };
+            (inputs.into_token_stream(), call)
+        }
+        Mode::Exec => exec_call(&generics, &inputs, &ret, &block, &settings, &name, &failed),
     };
     quote! {
         #(#outer)*
@@ -126,6 +133,147 @@ fn rewrite(function: syn::ItemFn, options: &valid::Options) -> TokenStream {
             #call
         }
     }
+}
+
+/// Exec mode: the body becomes a nested function that a fresh process finds
+/// by id; the caller sends the arguments.
+///
+/// ```text
+/// // Input:
+/// #[timeout(mode = "exec")]
+/// fn count(text: &str, (a, b): (u8, u8)) -> usize { body }
+///
+/// // Output (inside the rewritten `fn count(text: &str, __rwt_arg1: (u8, u8))`):
+/// fn __rwt_body(text: &str, (a, b): (u8, u8)) -> usize { body }
+/// fn __rwt_run(args: &[u8]) -> ExecFrame {       // runs in the child
+///     run_in_child::<(Box<str>, (u8, u8)), usize>(args, |(v0, v1)| __rwt_body(&*v0, v1), failed)
+/// }
+/// static __RWT_FN: ExecFn = ExecFn::new(function_id("path::count|..."), __rwt_run);
+/// #[used] #[link_section = ".init_array.00200"]  // registers it before the entry runs
+/// static __RWT_REGISTER: extern "C" fn() = ...;
+/// call_exec(&options, "count", &__RWT_FN, &__RWT_REGISTER, &(&text, &__rwt_arg1), failed)
+/// ```
+fn exec_call(
+    generics: &syn::Generics,
+    inputs: &syn::punctuated::Punctuated<syn::FnArg, syn::Token![,]>,
+    ret: &syn::Type,
+    block: &syn::Block,
+    options: &TokenStream,
+    name: &str,
+    failed: &TokenStream,
+) -> (TokenStream, TokenStream) {
+    let site = Span::mixed_site();
+    let mut outer_inputs = Vec::new();
+    let mut sent = Vec::new();
+    let mut owned = Vec::new();
+    let mut vals = Vec::new();
+    let mut passed = Vec::new();
+    let mut checks = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
+        let syn::FnArg::Typed(param) = input else {
+            continue; // receivers were refused by `valid::exec_signature`
+        };
+        let ty = &*param.ty;
+        // The caller's parameter keeps its name when it is a plain one (so
+        // the docs read the same); a pattern gets a name of ours.
+        let arg = match &*param.pat {
+            syn::Pat::Ident(p) if p.subpat.is_none() => p.ident.clone(),
+            _ => syn::Ident::new(&format!("__rwt_arg{i}"), site),
+        };
+        outer_inputs.push(quote!(#arg: #ty));
+        sent.push(quote!(&#arg));
+        let val = syn::Ident::new(&format!("__rwt_v{i}"), site);
+        // A reference arrives as a box of what it points to.
+        let (target, owned_ty, pass) = match ty {
+            syn::Type::Reference(r) => {
+                let elem = &*r.elem;
+                let owned = erase_lifetimes(elem.to_token_stream());
+                (
+                    elem.clone(),
+                    quote!(::std::boxed::Box<#owned>),
+                    quote!(&*#val),
+                )
+            }
+            other => {
+                let owned = erase_lifetimes(other.to_token_stream());
+                (other.clone(), owned, quote!(#val))
+            }
+        };
+        let span = target.span();
+        checks.push(quote_spanned! {span=>
+            let () = ::rwt::__private::argument_crosses_processes::<#target>();
+        });
+        owned.push(owned_ty);
+        vals.push(val);
+        passed.push(pass);
+    }
+    let original = inputs;
+    let where_clause = &generics.where_clause;
+    let signature_text = quote!((#original) -> #ret).to_string();
+    let ret_span = ret.span();
+    let entry = quote_spanned!(ret_span=> ::rwt::__private::call_exec);
+    let call = quote_spanned! {ret_span=>
+        #[cfg(not(target_os = "linux"))]
+        ::core::compile_error!("`mode = \"exec\"` is supported on Linux only; use `mode = \"fork\"`");
+        #(#checks)*
+        fn __rwt_body #generics (#original) -> #ret #where_clause #block
+        fn __rwt_run(__rwt_args: &[u8]) -> ::rwt::__private::ExecFrame {
+            ::rwt::__private::run_in_child::<(#(#owned,)*), #ret>(
+                __rwt_args,
+                |(#(#vals,)*)| __rwt_body(#(#passed),*),
+                #failed,
+            )
+        }
+        static __RWT_FN: ::rwt::__private::ExecFn = ::rwt::__private::ExecFn::new(
+            ::rwt::__private::function_id(::core::concat!(
+                ::core::module_path!(), "::", #name, "|", #signature_text
+            )),
+            __rwt_run,
+        );
+        #[used]
+        #[unsafe(link_section = ".init_array.00200")]
+        static __RWT_REGISTER: extern "C" fn() = {
+            extern "C" fn __rwt_register() {
+                ::rwt::__private::register(&__RWT_FN)
+            }
+            __rwt_register
+        };
+        #entry(#options, #name, &__RWT_FN, &__RWT_REGISTER, &(#(#sent,)*), #failed)
+    };
+    (quote!(#(#outer_inputs),*), call)
+}
+
+/// Replaces every named lifetime but `'static` with `'_`: the child-side
+/// runner names the argument types outside the function, where the
+/// function's lifetime parameters do not exist (the child owns its values).
+fn erase_lifetimes(tokens: TokenStream) -> TokenStream {
+    use proc_macro2::{Group, Punct, Spacing, TokenTree};
+    let mut out = Vec::new();
+    let mut iter = tokens.into_iter().peekable();
+    while let Some(tt) = iter.next() {
+        match tt {
+            TokenTree::Punct(p) if p.as_char() == '\'' && p.spacing() == Spacing::Joint => {
+                match iter.peek() {
+                    Some(TokenTree::Ident(id)) if id != "static" => {
+                        let span = id.span();
+                        iter.next();
+                        let mut tick = Punct::new('\'', Spacing::Joint);
+                        tick.set_span(p.span());
+                        out.push(TokenTree::Punct(tick));
+                        out.push(TokenTree::Ident(proc_macro2::Ident::new("_", span)));
+                    }
+                    _ => out.push(TokenTree::Punct(p)),
+                }
+            }
+            TokenTree::Group(g) => {
+                let mut inner = Group::new(g.delimiter(), erase_lifetimes(g.stream()));
+                inner.set_span(g.span());
+                out.push(TokenTree::Group(inner));
+            }
+            other => out.push(other),
+        }
+    }
+    out.into_iter().collect()
 }
 
 /// `secs = SOME_CONST`: its value is checked at compile time. A path through

@@ -74,7 +74,7 @@ pub(crate) fn exit_now(code: i32) -> ! {
 }
 
 /// Child hygiene before user code runs.
-fn prepare(parent: Pid, kill: bool, close: &[RawFd]) {
+pub(crate) fn prepare(parent: Pid, kill: bool, close: &[RawFd]) {
     // Own process group: a group kill reaches everything the function
     // starts, and the terminal's Ctrl-C goes to the caller, not here.
     let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
@@ -118,7 +118,7 @@ fn prepare(parent: Pid, kill: bool, close: &[RawFd]) {
 }
 
 /// Runs the function and builds the frame for its outcome.
-fn call<R, F>(body: F, failed: fn(&R) -> bool, pipe: RawFd) -> (Kind, Vec<u8>)
+pub(crate) fn call<R, F>(body: F, failed: fn(&R) -> bool, pipe: RawFd) -> (Kind, Vec<u8>)
 where
     F: FnOnce() -> R,
     R: serde::Serialize,
@@ -197,7 +197,10 @@ fn payload_text(payload: &(dyn std::any::Any + Send)) -> &str {
     }
 }
 
-fn write_frame(fd: &impl std::os::fd::AsFd, (kind, body): &(Kind, Vec<u8>)) -> nix::Result<()> {
+pub(crate) fn write_frame(
+    fd: &impl std::os::fd::AsFd,
+    (kind, body): &(Kind, Vec<u8>),
+) -> nix::Result<()> {
     write_all(fd, &codec::header(*kind, body.len()))?;
     write_all(fd, body)
 }

@@ -14,7 +14,9 @@ use crate::child;
 use crate::deadline::Deadline;
 use crate::options::Checked;
 use crate::registry::{self, RegisteredFd};
+use crate::run;
 use crate::watch::{self, Outcome};
+use crate::{Error, Options};
 
 /// The function, kept by the caller across attempts. Each forked child
 /// moves its own copy out of its private copy of the caller's memory.
@@ -44,8 +46,26 @@ impl<F> Drop for Body<F> {
     }
 }
 
+/// Runs `body` in forked children with `options`, retrying as they say.
+/// `failed` tells whether a value counts as a failed attempt.
+pub(crate) fn call<R, F>(
+    options: &Options,
+    function: &str,
+    body: F,
+    failed: fn(&R) -> bool,
+) -> Result<R, Error>
+where
+    F: FnOnce() -> R,
+    R: Serialize + DeserializeOwned,
+{
+    let mut body = Body::new(body);
+    run::run(options, function, |opts| {
+        attempt(function, opts, &mut body, failed)
+    })
+}
+
 /// Runs one attempt of `body` in a forked child.
-pub(crate) fn attempt<R, F>(
+fn attempt<R, F>(
     function: &str,
     opts: &Checked,
     body: &mut Body<F>,

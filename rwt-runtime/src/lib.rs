@@ -21,7 +21,11 @@ mod child;
 mod codec;
 #[cfg(unix)]
 mod deadline;
+#[cfg(target_os = "linux")]
+mod entry;
 mod error;
+#[cfg(target_os = "linux")]
+mod exec;
 #[cfg(unix)]
 mod fork;
 mod options;
@@ -63,7 +67,7 @@ where
     F: FnOnce() -> R,
     R: Serialize + DeserializeOwned,
 {
-    run::run(options, std::any::type_name::<F>(), f, |_| false)
+    fork::call(options, std::any::type_name::<F>(), f, |_| false)
 }
 
 /// Items used by the code that `#[rwt::timeout]` generates. Not public API:
@@ -91,7 +95,41 @@ pub mod __private {
         F: FnOnce() -> R,
         R: CrossesProcesses,
     {
-        crate::run::run(options, function, body, failed)
+        crate::fork::call(options, function, body, failed)
+    }
+
+    #[cfg(target_os = "linux")]
+    pub use crate::entry::{function_id, register, run_in_child, ExecFn, ExecFrame};
+
+    /// Runs an exec-mode `#[timeout]` function: `registered` is its entry
+    /// in the registry (its id, and what a child runs), `registration` its
+    /// constructor, named here so that neither is left out of the binary.
+    ///
+    /// # Errors
+    ///
+    /// As documented on `rwt::Error`; `Error::Codec` if the arguments
+    /// cannot be encoded.
+    #[cfg(target_os = "linux")]
+    pub fn call_exec<A, R>(
+        options: &Options,
+        function: &'static str,
+        registered: &'static ExecFn,
+        registration: &'static extern "C" fn(),
+        args: &A,
+        _failed: fn(&R) -> bool,
+    ) -> Result<R, Error>
+    where
+        A: Serialize,
+        R: CrossesProcesses,
+    {
+        std::hint::black_box(registration);
+        let args = crate::codec::encode(args).map_err(|detail| Error::Codec {
+            function: function.to_owned(),
+            detail: detail.replace("the result", "the arguments"),
+        })?;
+        crate::run::run(options, function, |opts| {
+            crate::exec::attempt(function, opts, registered.id(), &args)
+        })
     }
 
     /// A value that must cross a process boundary: `Serialize` to leave the
@@ -105,6 +143,25 @@ pub mod __private {
     pub trait CrossesProcesses: Serialize + DeserializeOwned {}
 
     impl<T: Serialize + DeserializeOwned> CrossesProcesses for T {}
+
+    /// An argument that exec mode sends to the child: `Serialize` to leave
+    /// the caller, and (boxed, for the target of a reference such as `str`)
+    /// `DeserializeOwned` to arrive in the child.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be passed to a child process",
+        label = "exec mode needs `Serialize` and `DeserializeOwned` for every argument",
+        note = "derive them with `#[derive(serde::Serialize, serde::Deserialize)]`, \
+                or use `mode = \"fork\"`, where arguments are not copied"
+    )]
+    pub trait ArgumentCrossesProcesses {}
+
+    impl<T: ?Sized + Serialize> ArgumentCrossesProcesses for T where
+        ::std::boxed::Box<T>: DeserializeOwned
+    {
+    }
+
+    /// Fails to compile, at the user's parameter type, when it cannot cross.
+    pub const fn argument_crosses_processes<T: ?Sized + ArgumentCrossesProcesses>() {}
 
     /// Checks `secs = CONST` at compile time.
     pub const fn checked_secs(secs: f64) -> f64 {

@@ -1,9 +1,6 @@
 //! The retry loop around attempts, and the errors it reports.
 
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-
-use crate::fork::{self, Body};
+use crate::options::Checked;
 use crate::watch::Outcome;
 use crate::{Error, Options};
 
@@ -17,27 +14,21 @@ enum Failure {
     },
 }
 
-/// Runs `body` in fork mode with `options`, retrying as they say.
-/// `failed` tells whether a value counts as a failed attempt.
-pub(crate) fn run<R, F>(
+/// Makes attempts with `options`, retrying as they say, whatever the mode:
+/// `attempt_once` runs one.
+pub(crate) fn run<R>(
     options: &Options,
     function: &str,
-    body: F,
-    failed: fn(&R) -> bool,
-) -> Result<R, Error>
-where
-    F: FnOnce() -> R,
-    R: Serialize + DeserializeOwned,
-{
+    mut attempt_once: impl FnMut(&Checked) -> Outcome<R>,
+) -> Result<R, Error> {
     let opts = options.check()?;
-    let mut body = Body::new(body);
     let mut orphans = Vec::new();
     let mut last = Failure::Timeout;
     for attempt in 1..=opts.ntries {
         if attempt > 1 {
             tracing::debug!(target: "rwt", function, attempt, "retrying");
         }
-        match fork::attempt(function, &opts, &mut body, failed) {
+        match attempt_once(&opts) {
             Outcome::Value(value) => return Ok(value),
             // The function's own `Err`: a value. Retried while attempts
             // remain; the last one is returned as it is.

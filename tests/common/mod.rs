@@ -182,3 +182,62 @@ pub fn helper_command(test: &str, role: &str) -> std::process::Command {
         .env(HELPER_ENV, role);
     cmd
 }
+
+/// Defines each `#[timeout(...)]` function twice, in modules `fork` and
+/// `exec`, identical but for the mode, so one test body runs in both.
+/// Every function names at least one option and a return type.
+#[macro_export]
+macro_rules! in_both_modes {
+    ($(
+        $(#[doc = $doc:literal])*
+        #[timeout($($opt:tt)+)]
+        fn $name:ident $args:tt -> $ret:ty $body:block
+    )*) => {
+        pub mod fork {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                $(#[doc = $doc])*
+                #[rwt::timeout($($opt)+, mode = "fork")]
+                pub fn $name $args -> $ret $body
+            )*
+        }
+        pub mod exec {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                $(#[doc = $doc])*
+                #[rwt::timeout($($opt)+, mode = "exec")]
+                pub fn $name $args -> $ret $body
+            )*
+        }
+    };
+}
+
+/// Turns each `fn name(m) { body }` into a module `name` with two tests,
+/// `fork` and `exec`, where `m` names the functions of that mode.
+#[macro_export]
+macro_rules! test_in_both_modes {
+    ($(
+        $(#[doc = $doc:literal])*
+        fn $name:ident($m:ident) $body:block
+    )*) => {
+        $(
+            $(#[doc = $doc])*
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                #[test]
+                fn fork() {
+                    use super::fork as $m;
+                    $body
+                }
+                #[test]
+                fn exec() {
+                    use super::exec as $m;
+                    $body
+                }
+            }
+        )*
+    };
+}

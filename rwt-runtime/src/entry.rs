@@ -1,0 +1,335 @@
+//! Exec mode, the child's side: the entry that runs before `main`, and the
+//! registry of functions it can run.
+//!
+//! Every exec-mode function registers itself from a constructor placed in
+//! `.init_array.00200`; the entry is a constructor in plain `.init_array`,
+//! which the linker places after every prioritised one (and after std's own
+//! at `.00099`), so the registry is complete when it runs, and libtest or the
+//! user's `main` never start in a child.
+//!
+//! An ordinary run of the program pays one `getenv`. A run that finds the
+//! variable must prove it was started by rwt for this call, or it refuses
+//! with exit code 120 and a one-line message on stderr, running neither a
+//! function nor `main`:
+//!
+//! - the variable is well formed, and the process is not set-uid/set-gid
+//!   (`AT_SECURE`);
+//! - fd 3 is a connected (not listening) `AF_UNIX` stream socket whose peer
+//!   is the parent process (`SO_PEERCRED` pid == `getppid()`) running as the
+//!   same user;
+//! - the first bytes on it echo the 128-bit nonce of the variable.
+//!
+//! Only then does it read anything else: the executable's identity (the
+//! handshake's build id), a function id looked up in the registry (never an
+//! address), and arguments of bounded size decoded to the function's own
+//! types. Problems past the handshake are reported to the caller as
+//! `Error::Codec`. The variable is removed at once, so nothing the function
+//! starts inherits it, and every fd but 0, 1, 2 and the channel is closed.
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+use nix::sys::socket::{getsockopt, sockopt};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::child;
+use crate::codec::Kind;
+use crate::exec::{exe_identity, nonce_hex, Handshake, ARGS_LIMIT, CHANNEL_FD, ENV, EXIT_REFUSED};
+
+/// A frame built in the child: what it sends back.
+pub struct ExecFrame(Kind, Vec<u8>);
+
+/// One exec-mode function, as the generated code registers it.
+pub struct ExecFn {
+    id: u64,
+    run: fn(&[u8]) -> ExecFrame,
+    next: AtomicPtr<ExecFn>,
+}
+
+impl ExecFn {
+    /// A registry entry for the function with this id.
+    pub const fn new(id: u64, run: fn(&[u8]) -> ExecFrame) -> Self {
+        ExecFn {
+            id,
+            run,
+            next: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// The function's stable id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+/// Head of the registry: a list of `'static` entries, pushed by
+/// constructors, never popped.
+static REGISTRY: AtomicPtr<ExecFn> = AtomicPtr::new(ptr::null_mut());
+
+/// Adds `f` to the registry (from its constructor).
+pub fn register(f: &'static ExecFn) {
+    let node = ptr::from_ref(f).cast_mut();
+    let mut head = REGISTRY.load(Ordering::Acquire);
+    loop {
+        if head == node {
+            return;
+        }
+        f.next.store(head, Ordering::Relaxed);
+        match REGISTRY.compare_exchange_weak(head, node, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return,
+            Err(now) => head = now,
+        }
+    }
+}
+
+fn find(id: u64) -> Option<&'static ExecFn> {
+    let mut at = REGISTRY.load(Ordering::Acquire);
+    // SAFETY: every pointer in the list comes from a `&'static ExecFn`
+    // (see `register`); entries are never removed.
+    while let Some(f) = unsafe { at.as_ref() } {
+        if f.id == id {
+            return Some(f);
+        }
+        at = f.next.load(Ordering::Acquire);
+    }
+    None
+}
+
+/// The stable id of a function: FNV-1a of its path and signature.
+pub const fn function_id(text: &str) -> u64 {
+    let bytes = text.as_bytes();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}
+
+/// Runs an exec-mode function in the child: decodes its arguments to its
+/// own types, calls it, and builds the frame of the outcome.
+pub fn run_in_child<A, R>(
+    args: &[u8],
+    body: impl FnOnce(A) -> R,
+    failed: fn(&R) -> bool,
+) -> ExecFrame
+where
+    A: DeserializeOwned,
+    R: Serialize,
+{
+    let args: A = match rmp_serde::from_slice(args) {
+        Ok(a) => a,
+        Err(e) => {
+            let detail = format!("the child could not decode the arguments: {e}");
+            return ExecFrame(Kind::EncodeError, detail.into_bytes());
+        }
+    };
+    let (kind, bytes) = child::call(move || body(args), failed, CHANNEL_FD);
+    ExecFrame(kind, bytes)
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static ENTRY: extern "C" fn() = entry;
+
+/// Makes sure the entry is linked into any binary that starts exec
+/// children (a constructor nothing refers to could be left out).
+pub(crate) fn keep_linked() {
+    std::hint::black_box(&ENTRY);
+}
+
+extern "C" fn entry() {
+    // An ordinary run: one getenv, nothing else.
+    let Some(value) = std::env::var_os(ENV) else {
+        return;
+    };
+    let code = match panic::catch_unwind(AssertUnwindSafe(|| serve(value))) {
+        Ok(never) => match never {},
+        Err(_) => child::EXIT_INTERNAL,
+    };
+    child::exit_now(code)
+}
+
+/// Leaves at once, saying why, without running anything of the program.
+fn refuse(reason: &str) -> ! {
+    let _ = writeln!(
+        std::io::stderr(),
+        "rwt: this process was started with {ENV} set, but {reason}; \
+         refusing to run (exit code {EXIT_REFUSED})"
+    );
+    child::exit_now(EXIT_REFUSED)
+}
+
+/// Sends the caller a reason it reports as `Error::Codec`, and leaves.
+fn reply_and_leave(channel: &OwnedFd, detail: &str) -> ! {
+    let _ = child::write_frame(channel, &(Kind::EncodeError, detail.as_bytes().to_vec()));
+    child::exit_now(EXIT_REFUSED)
+}
+
+fn serve(value: OsString) -> std::convert::Infallible {
+    // Nothing this process starts may inherit the variable. The process has
+    // one thread: constructors run before any other can start.
+    std::env::remove_var(ENV);
+    let Some(nonce) = parse_value(&value) else {
+        refuse("its value is malformed")
+    };
+    // SAFETY: getauxval reads the auxiliary vector; AT_SECURE is a valid key.
+    if unsafe { nix::libc::getauxval(nix::libc::AT_SECURE) } != 0 {
+        refuse("it runs set-uid or set-gid");
+    }
+    let mut channel = match check_channel() {
+        Ok(c) => c,
+        Err(reason) => refuse(&reason),
+    };
+    close_other_fds();
+    // The caller writes the handshake at once; a stray peer gets 5 s.
+    let _ = nix::sys::socket::setsockopt(
+        &channel,
+        sockopt::ReceiveTimeout,
+        &nix::sys::time::TimeVal::new(5, 0),
+    );
+    let mut raw = [0u8; Handshake::LEN];
+    if channel.read_exact(&mut raw).is_err() {
+        refuse("no handshake arrived on fd 3");
+    }
+    let Some(hs) = Handshake::decode(&raw) else {
+        refuse("the handshake on fd 3 is malformed")
+    };
+    if nonce_hex(&hs.nonce) != nonce {
+        refuse("the handshake on fd 3 does not carry the expected nonce");
+    }
+    // Authenticated: the caller hears about anything that goes wrong now.
+    let channel = OwnedFd::from(channel);
+    child::prepare(nix::unistd::getppid(), hs.kill, &[]);
+    match exe_identity() {
+        Ok(exe) if exe == hs.exe => {}
+        _ => reply_and_leave(
+            &channel,
+            "the child runs a different executable than the caller",
+        ),
+    }
+    if hs.args_len > ARGS_LIMIT {
+        reply_and_leave(
+            &channel,
+            &format!(
+                "arguments of {} bytes exceed the limit of {ARGS_LIMIT} bytes",
+                hs.args_len
+            ),
+        );
+    }
+    let Some(f) = find(hs.id) else {
+        reply_and_leave(
+            &channel,
+            &format!(
+                "no exec-mode function with id {:#018x} in this binary",
+                hs.id
+            ),
+        )
+    };
+    let _ = nix::sys::socket::setsockopt(
+        &channel,
+        sockopt::ReceiveTimeout,
+        &nix::sys::time::TimeVal::new(0, 0),
+    );
+    let mut args = Vec::new();
+    let mut reader = std::fs::File::from(
+        channel
+            .try_clone()
+            .unwrap_or_else(|_| child::exit_now(child::EXIT_INTERNAL)),
+    )
+    .take(hs.args_len);
+    if reader.read_to_end(&mut args).is_err() || args.len() as u64 != hs.args_len {
+        child::exit_now(child::EXIT_INTERNAL);
+    }
+    drop(reader);
+    child::ensure_panic_hook();
+    let ExecFrame(kind, bytes) = (f.run)(&args);
+    drop(args);
+    let _ = std::io::stdout().flush();
+    let _ = child::write_frame(&channel, &(kind, bytes));
+    child::exit_now(0)
+}
+
+/// `1:<32 hex digits>` → the nonce's hex digits.
+fn parse_value(value: &std::ffi::OsStr) -> Option<String> {
+    let text = value.to_str()?;
+    let hex = text.strip_prefix("1:")?;
+    (hex.len() == 32
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+    .then(|| hex.to_owned())
+}
+
+/// Fd 3 must be a connected stream socket to our parent, same user.
+fn check_channel() -> Result<std::os::unix::net::UnixStream, String> {
+    // SAFETY: fd 3 is only inspected here; it is wrapped below only once
+    // it is known to be an open socket, and then owned from there on.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(CHANNEL_FD) };
+    let stat = nix::sys::stat::fstat(fd).map_err(|_| "fd 3 is not open".to_owned())?;
+    if stat.st_mode & nix::libc::S_IFMT != nix::libc::S_IFSOCK {
+        return Err("fd 3 is not a socket".into());
+    }
+    match getsockopt(&fd, sockopt::SockType) {
+        Ok(nix::sys::socket::SockType::Stream) => {}
+        _ => return Err("fd 3 is not a stream socket".into()),
+    }
+    if nix::sys::socket::getsockname::<nix::sys::socket::UnixAddr>(fd.as_raw_fd()).is_err() {
+        return Err("fd 3 is not a Unix-domain socket".into());
+    }
+    if getsockopt(&fd, sockopt::AcceptConn).unwrap_or(true) {
+        return Err("fd 3 is a listening socket".into());
+    }
+    let cred =
+        getsockopt(&fd, sockopt::PeerCredentials).map_err(|_| "fd 3 has no peer".to_owned())?;
+    let parent = nix::unistd::getppid().as_raw();
+    if cred.pid() != parent {
+        return Err(format!(
+            "the peer of fd 3 is pid {}, not the parent {parent}",
+            cred.pid()
+        ));
+    }
+    if cred.uid() != nix::unistd::getuid().as_raw() {
+        return Err("the peer of fd 3 runs as another user".into());
+    }
+    // SAFETY: fd 3 is an open socket, and nothing else in this process
+    // owns it (the process has just started and runs no other code yet).
+    Ok(unsafe { std::os::unix::net::UnixStream::from_raw_fd(CHANNEL_FD) })
+}
+
+/// Closes every descriptor but 0, 1, 2 and the channel, including those the
+/// caller held without close-on-exec.
+fn close_other_fds() {
+    // SAFETY: close_range takes plain integers; it closes descriptors this
+    // process owns, none of which the program has started to use.
+    let res = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_close_range,
+            CHANNEL_FD + 1,
+            nix::libc::c_uint::MAX,
+            0,
+        )
+    };
+    if res == 0 {
+        return;
+    }
+    // Kernels before 5.9: close what /proc lists.
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > CHANNEL_FD)
+        .collect();
+    for fd in fds {
+        let _ = nix::unistd::close(fd);
+    }
+}

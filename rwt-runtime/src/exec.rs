@@ -1,0 +1,283 @@
+//! Exec mode, the caller's side: the child is a fresh run of the current
+//! executable (`/proc/self/exe`, which names the running binary even if the
+//! file was replaced on disk), started with `posix_spawn` (no fork of the
+//! caller's memory, nothing run between fork and exec). It receives its
+//! function id and arguments on a socketpair at fd 3 and answers with the
+//! same result frame as fork mode. The child's side is in [`entry`].
+//!
+//! [`entry`]: crate::entry
+
+use std::ffi::{CString, OsStr};
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::OnceLock;
+
+use nix::fcntl::{FcntlArg, OFlag};
+use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType};
+use nix::unistd::Pid;
+use serde::de::DeserializeOwned;
+
+use crate::deadline::Deadline;
+use crate::options::Checked;
+use crate::registry::{self, RegisteredFd};
+use crate::watch::{self, Outcome};
+
+/// The variable that tells a run of the binary it is an rwt child, and
+/// carries the call's nonce. Never enough on its own (see [`entry`]).
+///
+/// [`entry`]: crate::entry
+pub(crate) const ENV: &str = "RWT_EXEC_CHILD";
+/// The child's end of the channel.
+pub(crate) const CHANNEL_FD: RawFd = 3;
+/// Exit code of a run that refused to act as an rwt child.
+pub(crate) const EXIT_REFUSED: i32 = 120;
+/// Largest encoded arguments accepted by a child.
+pub(crate) const ARGS_LIMIT: u64 = 1 << 30;
+
+/// The first bytes on the channel: who is calling, which function, how
+/// many bytes of arguments follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Handshake {
+    pub nonce: [u8; 16],
+    /// `(st_dev, st_ino)` of the caller's executable.
+    pub exe: (u64, u64),
+    pub id: u64,
+    pub kill: bool,
+    pub args_len: u64,
+}
+
+impl Handshake {
+    pub(crate) const MAGIC: [u8; 5] = *b"RWTx1";
+    pub(crate) const LEN: usize = 5 + 16 + 8 + 8 + 8 + 1 + 8;
+
+    pub(crate) fn encode(&self) -> [u8; Self::LEN] {
+        let mut b = [0u8; Self::LEN];
+        b[..5].copy_from_slice(&Self::MAGIC);
+        b[5..21].copy_from_slice(&self.nonce);
+        b[21..29].copy_from_slice(&self.exe.0.to_le_bytes());
+        b[29..37].copy_from_slice(&self.exe.1.to_le_bytes());
+        b[37..45].copy_from_slice(&self.id.to_le_bytes());
+        b[45] = u8::from(self.kill);
+        b[46..54].copy_from_slice(&self.args_len.to_le_bytes());
+        b
+    }
+
+    pub(crate) fn decode(b: &[u8; Self::LEN]) -> Option<Handshake> {
+        if b[..5] != Self::MAGIC || b[45] > 1 {
+            return None;
+        }
+        let u64_at = |i: usize| {
+            let mut v = [0u8; 8];
+            v.copy_from_slice(&b[i..i + 8]);
+            u64::from_le_bytes(v)
+        };
+        let mut nonce = [0u8; 16];
+        nonce.copy_from_slice(&b[5..21]);
+        Some(Handshake {
+            nonce,
+            exe: (u64_at(21), u64_at(29)),
+            id: u64_at(37),
+            kill: b[45] == 1,
+            args_len: u64_at(46),
+        })
+    }
+}
+
+/// The nonce as the environment carries it: 32 lowercase hex digits.
+pub(crate) fn nonce_hex(nonce: &[u8; 16]) -> String {
+    nonce.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `(st_dev, st_ino)` of the running executable: the build id of the
+/// handshake. Both sides read `/proc/self/exe`, which names the file that is
+/// running, even if another was put at its path since.
+pub(crate) fn exe_identity() -> io::Result<(u64, u64)> {
+    let st = nix::sys::stat::stat("/proc/self/exe")?;
+    #[allow(clippy::useless_conversion)] // the field types differ by platform
+    Ok((u64::from(st.st_dev), u64::from(st.st_ino)))
+}
+
+/// Runs one attempt of function `id` with its encoded `args` in a fresh
+/// process.
+pub(crate) fn attempt<R: DeserializeOwned>(
+    function: &str,
+    opts: &Checked,
+    id: u64,
+    args: &[u8],
+) -> Outcome<R> {
+    // The deadline runs from the call: the cost of starting counts.
+    let deadline = Deadline::after(opts.secs);
+    match spawn(opts.kill, id, args) {
+        Ok((pid, channel, outgoing)) => {
+            watch::watch(function, opts, pid, channel, outgoing, deadline)
+        }
+        Err(e) => {
+            tracing::debug!(target: "rwt", function, error = %e, "spawn failed");
+            Outcome::Spawn(e)
+        }
+    }
+}
+
+/// What every spawn of this process shares: the executable's identity and
+/// the `argv[0]` its children get.
+struct Process {
+    exe: (u64, u64),
+    argv0: CString,
+}
+
+fn process() -> io::Result<&'static Process> {
+    static PROCESS: OnceLock<Process> = OnceLock::new();
+    if let Some(p) = PROCESS.get() {
+        return Ok(p);
+    }
+    let exe = exe_identity()?;
+    let argv0 = std::env::args_os()
+        .next()
+        .and_then(|a| CString::new(a.as_bytes()).ok())
+        .unwrap_or_else(|| c"rwt-child".to_owned());
+    Ok(PROCESS.get_or_init(|| Process { exe, argv0 }))
+}
+
+/// Starts the child. Returns its pid, the caller's end of the channel, and
+/// the bytes to send it (handshake, then arguments).
+fn spawn(kill: bool, id: u64, args: &[u8]) -> io::Result<(Pid, RegisteredFd, Vec<u8>)> {
+    crate::entry::keep_linked();
+    // What the caller printed so far goes out before anything the child
+    // prints: the two share the terminal or pipe.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let process = process()?;
+    let mut nonce = [0u8; 16];
+    fill_random(&mut nonce)?;
+    let env = child_env(&nonce);
+
+    let mut attr = PosixSpawnAttr::init()?;
+    attr.set_flags(
+        PosixSpawnFlags::POSIX_SPAWN_SETPGROUP
+            | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF
+            | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK,
+    )?;
+    // Its own process group, SIGTERM back to the default and nothing
+    // blocked, whatever the calling thread had.
+    attr.set_pgroup(Pid::from_raw(0))?;
+    let mut term = SigSet::empty();
+    term.add(Signal::SIGTERM);
+    attr.set_sigdefault(&term)?;
+    attr.set_sigmask(&SigSet::empty())?;
+
+    // Made and registered under the registry lock: a child forked by another
+    // thread meanwhile closes both ends. Both are close-on-exec; only the
+    // child's copy at fd 3 survives its exec.
+    let (ours, theirs) = {
+        let mut shared = registry::lock();
+        let (ours, theirs) = nix::sys::socket::socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )?;
+        (
+            RegisteredFd::new(&mut shared, ours),
+            RegisteredFd::new(&mut shared, theirs),
+        )
+    };
+    let mut actions = PosixSpawnFileActions::init()?;
+    // dup2 onto itself would keep close-on-exec: move it off 3 first.
+    let theirs = if theirs.fd().as_raw_fd() == CHANNEL_FD {
+        let moved = nix::fcntl::fcntl(theirs.fd(), FcntlArg::F_DUPFD_CLOEXEC(CHANNEL_FD + 1))?;
+        // SAFETY: fcntl just returned this new descriptor, owned by nobody.
+        let moved = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(moved) };
+        let mut shared = registry::lock();
+        let moved = RegisteredFd::new(&mut shared, moved);
+        theirs.close_locked(&mut shared);
+        moved
+    } else {
+        theirs
+    };
+    actions.add_dup2(theirs.fd().as_raw_fd(), CHANNEL_FD)?;
+    // stdin becomes /dev/null in the child's entry, before any user code.
+    let pid = nix::spawn::posix_spawn(
+        c"/proc/self/exe",
+        &actions,
+        &attr,
+        &[process.argv0.as_c_str()],
+        &env,
+    )?;
+    drop(theirs);
+    nix::fcntl::fcntl(ours.fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+
+    let handshake = Handshake {
+        nonce,
+        exe: process.exe,
+        id,
+        kill,
+        args_len: args.len() as u64,
+    };
+    let mut outgoing = Vec::with_capacity(Handshake::LEN + args.len());
+    outgoing.extend_from_slice(&handshake.encode());
+    outgoing.extend_from_slice(args);
+    Ok((pid, ours, outgoing))
+}
+
+/// The caller's environment, less any variable of ours, plus the child's.
+fn child_env(nonce: &[u8; 16]) -> Vec<CString> {
+    let mut env: Vec<CString> = std::env::vars_os()
+        .filter(|(k, _)| k != OsStr::new(ENV))
+        .filter_map(|(k, v)| {
+            let mut kv = k.into_encoded_bytes();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_encoded_bytes());
+            CString::new(kv).ok()
+        })
+        .collect();
+    let ours = format!("{ENV}=1:{}", nonce_hex(nonce));
+    env.push(CString::new(ours).expect("no NUL in hex digits"));
+    env
+}
+
+fn fill_random(buf: &mut [u8]) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        // SAFETY: the pointer and length describe the unfilled tail of
+        // `buf`, which stays borrowed for the call.
+        let n = unsafe {
+            nix::libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0)
+        };
+        match usize::try_from(n) {
+            Ok(n) => filled += n,
+            Err(_) if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(io::Error::last_os_error()),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshake_round_trips_and_rejects_junk() {
+        let h = Handshake {
+            nonce: [7; 16],
+            exe: (1, 2),
+            id: 0xdead_beef,
+            kill: true,
+            args_len: 42,
+        };
+        assert_eq!(Handshake::decode(&h.encode()), Some(h));
+        let mut bad = h.encode();
+        bad[0] = b'X';
+        assert_eq!(Handshake::decode(&bad), None);
+        let mut bad = h.encode();
+        bad[45] = 2;
+        assert_eq!(Handshake::decode(&bad), None);
+    }
+
+    #[test]
+    fn nonce_is_hex() {
+        assert_eq!(nonce_hex(&[0xab; 16]), "ab".repeat(16));
+    }
+}
