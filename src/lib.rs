@@ -36,7 +36,7 @@
 //! | `ntries` | integer literal >= 1                        | `1`      | attempts in all; a new one follows a timeout, a panic, a crash, or an `Err` from a function that returns a `Result` |
 //! | `kill`   | `true` / `false`                            | `true`   | on timeout kill the child and its process group; `false` leaves it running, reported in [`Error::orphans`] |
 //! | `grace`  | number literal >= 0                         | `0`      | when killing: SIGTERM first, SIGKILL after `grace` seconds; 0 means SIGKILL at once |
-//! | `mode`   | `"fork"`                                    | `"fork"` | how the child is made (`"exec"` and `"pool"` are planned) |
+//! | `mode`   | `"fork"` / `"exec"`                         | `"fork"` | how the child is made, see below (`"pool"` is planned) |
 //!
 //! Every mistake is a compile error at the offending token: unknown or
 //! repeated options, values out of range, `&mut` parameters (changes made
@@ -50,6 +50,27 @@
 //! last `Ok(Err(e))`. (A return type is recognised as a `Result` by its
 //! type, aliases such as `io::Result<T>` included; a generic `T` that
 //! happens to be a `Result` is not.)
+//!
+//! # Modes: fork and exec
+//!
+//! In **exec mode** (`mode = "exec"`, Linux) the child is a fresh run of the
+//! current executable, entered before `main` (also under `cargo test`): it
+//! shares nothing with the caller, so it is safe in any multi-threaded
+//! program, and its cost (about 1 ms) does not grow with the caller's
+//! memory. Arguments travel as MessagePack, so they must be
+//! `Serialize + DeserializeOwned`; generic functions and `self` are not
+//! possible there. The entry is authenticated: a stray `RWT_EXEC_CHILD`
+//! variable alone never makes a run of the program execute a function.
+//!
+//! ```
+//! #[rwt::timeout(secs = 2.0, mode = "exec")]
+//! fn word_count(text: &str) -> usize {
+//!     text.split_whitespace().count()
+//! }
+//! # fn main() {
+//! assert_eq!(word_count("safe in any program").unwrap(), 4);
+//! # }
+//! ```
 //!
 //! # Fork mode and threads
 //!

@@ -386,3 +386,31 @@ fn the_binary_replaced_on_disk_mid_run_still_serves_calls() {
     let _ = std::fs::remove_dir_all(dir.path());
     assert!(rest.contains("result Ok(49)"), "{rest}");
 }
+
+#[test]
+fn a_stray_run_of_an_example_runs_neither_a_function_nor_main() {
+    // `cargo test` builds the examples next to the test binaries' folder.
+    let deps = std::env::current_exe().unwrap();
+    let example = deps
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/exec");
+    if !example.exists() {
+        println!(
+            "skipped: {} was not built (run `cargo test --workspace`)",
+            example.display()
+        );
+        return;
+    }
+    let out = Command::new(&example)
+        .env("RWT_EXEC_CHILD", format!("1:{NONCE}"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(120), "{stdout}{stderr}");
+    assert!(!stdout.contains("main runs once"), "{stdout}");
+    assert!(stderr.contains("fd 3 is not open"), "{stderr}");
+}
