@@ -94,6 +94,13 @@
 //! # Ok::<(), rwt::Error>(())
 //! ```
 //!
+//! # Commands with a deadline
+//!
+//! [`CommandExt`] adds `status_timeout`, `output_timeout` and their
+//! `_with(&Options)` forms to `std::process::Command`: the command runs in
+//! its own process group, killed as a whole on timeout; its exit status
+//! comes back as it is.
+//!
 //! # Guarantees
 //!
 //! See the README for the full list: control back by the deadline (plus
@@ -104,7 +111,7 @@
 #![warn(missing_docs)]
 
 pub use rwt_macros::timeout;
-pub use rwt_runtime::{run_with_timeout, Error, Options};
+pub use rwt_runtime::{run_with_timeout, CommandExt, Error, Options};
 
 /// Used by the code `#[timeout]` generates. Not public API.
 #[doc(hidden)]

@@ -110,6 +110,33 @@ pub(crate) fn wait_ready(
     }
 }
 
+/// Waits until any of `fds` is readable (or hung up) or the deadline
+/// passes; says which are ready (none at the deadline). `EINTR` restarts
+/// the wait with the time left computed again.
+pub(crate) fn wait_any(fds: &[BorrowedFd<'_>], deadline: Deadline) -> nix::Result<Vec<bool>> {
+    loop {
+        let left = deadline.remaining();
+        if left.is_zero() {
+            return Ok(vec![false; fds.len()]);
+        }
+        let timeout = nix::sys::time::TimeSpec::from_duration(left.min(CHUNK));
+        let mut polled: Vec<PollFd<'_>> = fds
+            .iter()
+            .map(|&fd| PollFd::new(fd, PollFlags::POLLIN))
+            .collect();
+        match ppoll(&mut polled, timeout) {
+            Ok(0) | Err(Errno::EINTR) => continue,
+            Ok(_) => {
+                return Ok(polled
+                    .iter()
+                    .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
+                    .collect())
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
 fn ppoll(fds: &mut [PollFd<'_>], timeout: nix::sys::time::TimeSpec) -> nix::Result<i32> {
     nix::poll::ppoll(fds, Some(timeout), None)

@@ -20,6 +20,8 @@ mod child;
 #[cfg(unix)]
 mod codec;
 #[cfg(unix)]
+mod command;
+#[cfg(unix)]
 mod deadline;
 #[cfg(target_os = "linux")]
 mod entry;
@@ -40,6 +42,8 @@ mod run;
 #[cfg(unix)]
 mod watch;
 
+#[cfg(unix)]
+pub use command::CommandExt;
 pub use error::Error;
 pub use options::Options;
 

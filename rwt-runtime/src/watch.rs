@@ -127,7 +127,7 @@ pub(crate) fn watch<R: DeserializeOwned>(
             let pid = child.pid();
             if opts.kill {
                 tracing::debug!(target: "rwt", function, pid, "timed out, killing");
-                kill(child, opts.grace);
+                let _ = kill(child, opts.grace);
                 Outcome::Timeout { orphan: None }
             } else {
                 tracing::debug!(target: "rwt", function, pid, "timed out, left running as an orphan");
@@ -136,11 +136,11 @@ pub(crate) fn watch<R: DeserializeOwned>(
             }
         }
         Waited::BadFrame(detail) => {
-            kill(child, Duration::ZERO);
+            let _ = kill(child, Duration::ZERO);
             Outcome::Codec(detail)
         }
         Waited::Io(e) => {
-            kill(child, Duration::ZERO);
+            let _ = kill(child, Duration::ZERO);
             Outcome::Spawn(e)
         }
     }
@@ -289,13 +289,13 @@ fn finish(child: Child, kill: bool) {
         child.signal_group(Signal::SIGKILL);
         child.signal(Signal::SIGKILL);
     }
-    reap_bounded(child);
+    let _ = reap_bounded(child);
 }
 
 /// The kill ladder: SIGTERM (and SIGCONT, so a stopped child can act on it)
 /// to the group, up to `grace` for the child to go, then SIGKILL to the
 /// group, then a bounded reap.
-fn kill(mut child: Child, grace: Duration) {
+pub(crate) fn kill(mut child: Child, grace: Duration) -> Option<Status> {
     if !grace.is_zero() {
         for sig in [Signal::SIGTERM, Signal::SIGCONT] {
             child.signal_group(sig);
@@ -305,16 +305,17 @@ fn kill(mut child: Child, grace: Duration) {
     }
     child.signal_group(Signal::SIGKILL);
     child.signal(Signal::SIGKILL);
-    reap_bounded(child);
+    reap_bounded(child)
 }
 
-/// Reaps the child if it ends within [`REAP_BOUND`]; otherwise the
-/// background reaper takes it and the call goes on.
-fn reap_bounded(mut child: Child) {
+/// Reaps the child if it ends within [`REAP_BOUND`] and returns how it
+/// ended; otherwise the background reaper takes it and the call goes on.
+pub(crate) fn reap_bounded(mut child: Child) -> Option<Status> {
     if child.wait_exit(Deadline::after(REAP_BOUND)) {
-        child.reap();
+        Some(child.reap())
     } else {
         tracing::debug!(target: "rwt", pid = child.pid(), "child slow to die, handed to the reaper");
         reaper::adopt(child);
+        None
     }
 }

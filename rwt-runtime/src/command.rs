@@ -1,0 +1,317 @@
+//! External commands with a deadline: `Command::status_timeout` and
+//! friends.
+//!
+//! The command runs in its own process group (`Command::process_group`, so
+//! std still uses `posix_spawn`); rwt waits on a pidfd, reading stdout and
+//! stderr in the same loop when they are captured: no SIGCHLD handler, no
+//! helper thread, no deadlock on output of any size. On timeout the group
+//! gets the same kill ladder as a function (SIGTERM and SIGCONT, `grace`,
+//! SIGKILL) and the command is reaped; with `kill = false` it is left
+//! running, its pid reported as an orphan and reaped when it ends.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::process::{CommandExt as _, ExitStatusExt};
+use std::process::{Command, ExitStatus, Output, Stdio};
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag};
+
+use nix::unistd::Pid;
+
+use crate::deadline::{self, Deadline};
+use crate::options::Checked;
+use crate::process::{Child, Status, FALLBACK_STEP};
+use crate::watch;
+use crate::{reaper, Error, Options};
+
+/// Runs a [`Command`] with a deadline. Implemented for
+/// `std::process::Command`.
+///
+/// ```
+/// # use rwt_runtime as rwt;
+/// use std::process::Command;
+/// use rwt::CommandExt;
+///
+/// let status = Command::new("true").status_timeout(5.0)?;
+/// assert!(status.success());
+/// let err = Command::new("sleep").arg("10").status_timeout(0.1).unwrap_err();
+/// assert!(err.is_timeout());
+/// # Ok::<(), rwt::Error>(())
+/// ```
+///
+/// The exit status comes back as it is: 0, the command's own non-zero code
+/// (a failing command is not an rwt error), or the signal that ended it. A
+/// command that exits on its own before rwt decides to kill it has exited,
+/// even a moment past the deadline; one rwt killed is a timeout. Each
+/// attempt's deadline (`ntries`) covers its whole run; attempts are retried
+/// only after a timeout.
+pub trait CommandExt {
+    /// Runs the command like [`Command::status`] with a deadline of `secs`
+    /// (kill on timeout, no grace, one attempt).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when the deadline passes (the command and its
+    /// process group are killed), [`Error::Spawn`] when it cannot start,
+    /// [`Error::InvalidOptions`] for a bad `secs`.
+    fn status_timeout(&mut self, secs: f64) -> Result<ExitStatus, Error>;
+
+    /// Like [`CommandExt::status_timeout`], with all of [`Options`].
+    ///
+    /// # Errors
+    ///
+    /// As [`CommandExt::status_timeout`].
+    fn status_timeout_with(&mut self, options: &Options) -> Result<ExitStatus, Error>;
+
+    /// Runs the command like [`Command::output`] with a deadline of `secs`:
+    /// stdout and stderr are captured (read while waiting, so output of any
+    /// size never deadlocks).
+    ///
+    /// # Errors
+    ///
+    /// As [`CommandExt::status_timeout`]. To keep the output of a command
+    /// that timed out, use [`CommandExt::output_timeout_into`].
+    fn output_timeout(&mut self, secs: f64) -> Result<Output, Error>;
+
+    /// Like [`CommandExt::output_timeout`], with all of [`Options`].
+    ///
+    /// # Errors
+    ///
+    /// As [`CommandExt::status_timeout`].
+    fn output_timeout_with(&mut self, options: &Options) -> Result<Output, Error>;
+
+    /// Captures stdout and stderr into `output` as they arrive, and returns
+    /// the exit status. On a timeout (or any error) `output` keeps what the
+    /// command wrote before it was killed; `output.status` is set only when
+    /// it exited.
+    ///
+    /// # Errors
+    ///
+    /// As [`CommandExt::status_timeout`].
+    fn output_timeout_into(
+        &mut self,
+        options: &Options,
+        output: &mut Output,
+    ) -> Result<ExitStatus, Error>;
+}
+
+impl CommandExt for Command {
+    fn status_timeout(&mut self, secs: f64) -> Result<ExitStatus, Error> {
+        self.status_timeout_with(&Options::new().secs(secs))
+    }
+
+    fn status_timeout_with(&mut self, options: &Options) -> Result<ExitStatus, Error> {
+        run(self, options, None)
+    }
+
+    fn output_timeout(&mut self, secs: f64) -> Result<Output, Error> {
+        self.output_timeout_with(&Options::new().secs(secs))
+    }
+
+    fn output_timeout_with(&mut self, options: &Options) -> Result<Output, Error> {
+        let mut output = empty_output();
+        self.output_timeout_into(options, &mut output)?;
+        Ok(output)
+    }
+
+    fn output_timeout_into(
+        &mut self,
+        options: &Options,
+        output: &mut Output,
+    ) -> Result<ExitStatus, Error> {
+        self.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let status = run(self, options, Some(output))?;
+        output.status = status;
+        Ok(status)
+    }
+}
+
+fn empty_output() -> Output {
+    Output {
+        status: ExitStatus::from_raw(0),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    }
+}
+
+/// How the command is named in errors: the program and its arguments.
+fn describe(cmd: &Command) -> String {
+    let mut text = cmd.get_program().to_string_lossy().into_owned();
+    for arg in cmd.get_args() {
+        text.push(' ');
+        text.push_str(&arg.to_string_lossy());
+    }
+    if text.chars().count() > 80 {
+        text = text.chars().take(77).collect::<String>() + "...";
+    }
+    text
+}
+
+/// How one attempt ended.
+enum Ended {
+    Exited(ExitStatus),
+    Timeout { orphan: Option<u32> },
+    Lost,
+}
+
+fn run(
+    cmd: &mut Command,
+    options: &Options,
+    mut output: Option<&mut Output>,
+) -> Result<ExitStatus, Error> {
+    let opts = options.check()?;
+    let function = describe(cmd);
+    cmd.process_group(0);
+    let mut orphans = Vec::new();
+    for attempt in 1..=opts.ntries {
+        if attempt > 1 {
+            tracing::debug!(target: "rwt", function, attempt, "retrying");
+        }
+        let ended =
+            attempt_once(cmd, &opts, &function, output.as_deref_mut()).map_err(|source| {
+                Error::Spawn {
+                    function: function.clone(),
+                    source,
+                }
+            })?;
+        match ended {
+            Ended::Exited(status) => return Ok(status),
+            Ended::Lost => {
+                return Err(Error::Crashed {
+                    function,
+                    signal: None,
+                    exit_code: None,
+                    attempts: attempt,
+                })
+            }
+            Ended::Timeout { orphan } => orphans.extend(orphan),
+        }
+    }
+    Err(Error::Timeout {
+        function,
+        secs: opts.secs_f64,
+        attempts: opts.ntries,
+        killed: opts.kill,
+        orphans,
+    })
+}
+
+fn attempt_once(
+    cmd: &mut Command,
+    opts: &Checked,
+    function: &str,
+    mut output: Option<&mut Output>,
+) -> io::Result<Ended> {
+    let deadline = Deadline::after(opts.secs);
+    let mut spawned = cmd.spawn()?;
+    let pid = Pid::from_raw(i32::try_from(spawned.id()).map_err(|_| io::Error::other("pid"))?);
+    let mut child = Child::adopt(pid);
+    tracing::debug!(target: "rwt", function, pid = child.pid(), "command started");
+    let stdout = spawned.stdout.take();
+    let stderr = spawned.stderr.take();
+    // std's handle is no longer needed: rwt reaps the child itself.
+    drop(spawned);
+    for pipe in [
+        stdout.as_ref().map(AsFd::as_fd),
+        stderr.as_ref().map(AsFd::as_fd),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        nix::fcntl::fcntl(pipe, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+    }
+    let mut pipes: Vec<(BorrowedFd<'_>, bool)> = Vec::new();
+    if let Some(p) = &stdout {
+        pipes.push((p.as_fd(), true));
+    }
+    if let Some(p) = &stderr {
+        pipes.push((p.as_fd(), false));
+    }
+    let mut sink = |is_stdout: bool, data: &[u8]| {
+        if let Some(out) = output.as_deref_mut() {
+            if is_stdout {
+                out.stdout.extend_from_slice(data);
+            } else {
+                out.stderr.extend_from_slice(data);
+            }
+        }
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        drain(&mut pipes, &mut buf, &mut sink)?;
+        if child.has_exited() || deadline.passed() {
+            drain(&mut pipes, &mut buf, &mut sink)?;
+            break;
+        }
+        let mut fds: Vec<BorrowedFd<'_>> = pipes.iter().map(|(fd, _)| *fd).collect();
+        let exit_fd = child.exit_fd();
+        let until = match exit_fd {
+            Some(fd) => {
+                fds.push(fd);
+                deadline
+            }
+            None => Deadline::after(deadline.remaining().min(FALLBACK_STEP)),
+        };
+        deadline::wait_any(&fds, until)?;
+    }
+    if child.has_exited() {
+        // It ended on its own, even if the deadline has just passed too.
+        return Ok(ended(child.reap()));
+    }
+    let pid = child.pid();
+    if !opts.kill {
+        tracing::debug!(target: "rwt", function, pid, "timed out, left running as an orphan");
+        reaper::adopt(child);
+        return Ok(Ended::Timeout { orphan: Some(pid) });
+    }
+    tracing::debug!(target: "rwt", function, pid, "timed out, killing");
+    let status = watch::kill(child, opts.grace);
+    // After SIGKILL alone, an exit status means the command beat the kill:
+    // it exited. Once SIGTERM was sent, how it ended is our doing.
+    Ok(match status {
+        Some(Status::Exited(code)) if opts.grace.is_zero() => {
+            Ended::Exited(ExitStatus::from_raw((code & 0xff) << 8))
+        }
+        _ => Ended::Timeout { orphan: None },
+    })
+}
+
+fn ended(status: Status) -> Ended {
+    match status {
+        Status::Exited(code) => Ended::Exited(ExitStatus::from_raw((code & 0xff) << 8)),
+        Status::Signaled(sig) => Ended::Exited(ExitStatus::from_raw(sig & 0x7f)),
+        Status::Lost => Ended::Lost,
+    }
+}
+
+/// Reads what the pipes hold now; drops a pipe at end of file.
+fn drain(
+    pipes: &mut Vec<(BorrowedFd<'_>, bool)>,
+    buf: &mut [u8],
+    sink: &mut impl FnMut(bool, &[u8]),
+) -> io::Result<()> {
+    let mut i = 0;
+    while i < pipes.len() {
+        let (fd, is_stdout) = pipes[i];
+        let mut open = true;
+        loop {
+            match nix::unistd::read(fd, buf) {
+                Ok(0) => {
+                    open = false;
+                    break;
+                }
+                Ok(n) => sink(is_stdout, &buf[..n]),
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if open {
+            i += 1;
+        } else {
+            pipes.remove(i);
+        }
+    }
+    Ok(())
+}
