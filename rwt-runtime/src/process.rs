@@ -121,9 +121,21 @@ impl Child {
     /// Sends `sig` to the child's process group (the child and everything it
     /// started that did not leave the group). Only while the child is not
     /// reaped: its pid, and so the group id, cannot be reused until then.
+    ///
+    /// On Linux 6.9+ the signal goes through the pidfd
+    /// (`PIDFD_SIGNAL_PROCESS_GROUP`), which fails once the child is reaped,
+    /// even by someone else: no window in which the number could name a
+    /// stranger's group. Older kernels fall back to `killpg`.
     pub(crate) fn signal_group(&self, sig: Signal) {
         if self.status.is_some() {
             return;
+        }
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = &self.pidfd {
+            match pidfd_send_signal_flags(fd.as_fd(), sig, PIDFD_SIGNAL_PROCESS_GROUP) {
+                Err(Errno::EINVAL) => {} // kernel before 6.9
+                _ => return,
+            }
         }
         let _ = signal::killpg(self.pid, sig);
     }
@@ -216,18 +228,27 @@ fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `pidfd_send_signal` flag: signal the target's process group.
+#[cfg(target_os = "linux")]
+const PIDFD_SIGNAL_PROCESS_GROUP: u32 = 1 << 2;
+
 #[cfg(target_os = "linux")]
 fn pidfd_send_signal(fd: BorrowedFd<'_>, sig: Signal) -> nix::Result<()> {
+    pidfd_send_signal_flags(fd, sig, 0)
+}
+
+#[cfg(target_os = "linux")]
+fn pidfd_send_signal_flags(fd: BorrowedFd<'_>, sig: Signal, flags: u32) -> nix::Result<()> {
     use std::os::fd::AsRawFd;
     // SAFETY: the info pointer is null (the kernel fills in the usual
-    // kill() siginfo) and flags are 0; fd is a valid pidfd we hold.
+    // kill() siginfo); fd is a valid pidfd we hold; flags are plain bits.
     let res = unsafe {
         nix::libc::syscall(
             nix::libc::SYS_pidfd_send_signal,
             fd.as_raw_fd(),
             sig as i32,
             std::ptr::null::<nix::libc::siginfo_t>(),
-            0,
+            flags,
         )
     };
     Errno::result(res).map(drop)
