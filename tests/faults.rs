@@ -1,0 +1,273 @@
+//! Hostile cases that are safe to run in parallel (RELIABILITY.md, "the 25
+//! tests"): stopped children, the deadline edge, huge results, tokio in a
+//! fork child, nested calls under load, the caller killed with calls in
+//! flight, orphans whose calling thread ends. In both modes where both
+//! apply. The process-wide cases are in faults_process.rs and
+//! faults_memory.rs.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{alive, read_pid, reaped, wait_until, KillOnDrop, Scratch};
+use rwt::timeout;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Bytes as one MessagePack binary.
+#[derive(Debug, PartialEq)]
+pub struct Blob(Vec<u8>);
+
+impl Serialize for Blob {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Blob {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Blob;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E>(self, v: &[u8]) -> Result<Blob, E> {
+                Ok(Blob(v.to_vec()))
+            }
+            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Blob, E> {
+                Ok(Blob(v))
+            }
+        }
+        d.deserialize_byte_buf(V)
+    }
+}
+
+in_both_modes! {
+    /// Stops itself: SIGTERM cannot act until SIGCONT.
+    #[timeout(secs = 0.2, grace = 2.0)]
+    fn stops_itself(pid_file: String) -> u8 {
+        std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
+        nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP).unwrap();
+        0
+    }
+
+    /// Takes about the deadline: 49 to 51 ms.
+    #[timeout(secs = 0.05)]
+    fn at_the_edge(i: u32) -> u32 {
+        std::thread::sleep(Duration::from_micros(49_000 + u64::from(i * 7919 % 2001)));
+        i
+    }
+
+    #[timeout(secs = 20.0)]
+    fn quarter_gib() -> Blob {
+        Blob(vec![0xab; 256 << 20])
+    }
+
+    #[timeout(secs = 5.0)]
+    fn nested(depth: u32) -> Result<u32, String> {
+        if depth == 0 {
+            return Ok(0);
+        }
+        match nested(depth - 1) {
+            Ok(Ok(n)) => Ok(n + 1),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[timeout(secs = 5.0)]
+    fn busy_work(i: u32) -> u32 {
+        i
+    }
+
+    #[timeout(secs = 60.0)]
+    fn lingers(pid_file: String) -> u8 {
+        std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
+        std::thread::sleep(Duration::from_secs(60));
+        0
+    }
+
+    #[timeout(secs = 0.1, kill = false)]
+    fn outlives_its_thread() -> u8 {
+        std::thread::sleep(Duration::from_millis(600));
+        0
+    }
+}
+
+test_in_both_modes! {
+    fn a_stopped_child_still_times_out_on_time_and_dies(m) {
+        let pid_file = Scratch::new("stopped");
+        let start = Instant::now();
+        let e = m::stops_itself(pid_file.arg()).unwrap_err();
+        let elapsed = start.elapsed();
+        let pid = read_pid(pid_file.path(), Duration::ZERO).expect("child ran");
+        let _cleanup = KillOnDrop(vec![pid]);
+        assert!(e.is_timeout(), "{e}");
+        // SIGCONT after SIGTERM: the stopped child dies at once, well
+        // before the 2 s grace.
+        assert!(elapsed < Duration::from_millis(700), "{elapsed:?}");
+        assert!(reaped(pid));
+    }
+
+    fn at_the_deadline_edge_only_a_right_value_or_a_timeout(m) {
+        // 2,000 calls over 4 threads.
+        let calls = 500;
+        let threads: Vec<_> = (0..4u32)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    let (mut ok, mut late) = (0, 0);
+                    for n in 0..calls {
+                        let i = t * 10_000 + n;
+                        let start = Instant::now();
+                        match m::at_the_edge(i) {
+                            Ok(v) => {
+                                assert_eq!(v, i);
+                                ok += 1;
+                            }
+                            Err(e) if e.is_timeout() => late += 1,
+                            Err(e) => panic!("call {i}: {e:?}"),
+                        }
+                        assert!(start.elapsed() < Duration::from_millis(550), "{:?}", start.elapsed());
+                    }
+                    (ok, late)
+                })
+            })
+            .collect();
+        let total: u32 = threads.into_iter().map(|h| { let (a, b) = h.join().unwrap(); a + b }).sum();
+        assert_eq!(total, 4 * calls);
+    }
+
+    fn a_quarter_gib_result_is_whole(m) {
+        let start = Instant::now();
+        let got = m::quarter_gib().unwrap();
+        assert!(start.elapsed() < Duration::from_secs(15), "{:?}", start.elapsed());
+        assert_eq!(got.0.len(), 256 << 20);
+        assert!(got.0 == vec![0xab; 256 << 20]);
+    }
+
+    fn nested_calls_under_busy_threads_never_hang(m) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let busy: Vec<_> = (0..8u32)
+            .map(|t| {
+                let stop = Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        assert_eq!(m::busy_work(t).unwrap(), t);
+                    }
+                })
+            })
+            .collect();
+        let runs = 100;
+        for _ in 0..runs {
+            let start = Instant::now();
+            let r = m::nested(3);
+            assert_eq!(r.as_ref().ok(), Some(&Ok(3)), "{r:?}");
+            assert!(start.elapsed() < Duration::from_secs(5));
+        }
+        stop.store(true, Ordering::Relaxed);
+        for b in busy {
+            b.join().unwrap();
+        }
+    }
+
+    fn an_orphan_outlives_the_thread_that_made_it_and_is_reaped(m) {
+        // kill = false: no PR_SET_PDEATHSIG, so the end of the calling
+        // thread does not kill the orphan (documented).
+        let orphan = std::thread::spawn(|| m::outlives_its_thread().unwrap_err().orphans()[0])
+            .join()
+            .unwrap();
+        let _cleanup = KillOnDrop(vec![orphan]);
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(alive(orphan), "the orphan died with its thread");
+        assert!(wait_until(Duration::from_secs(3), || reaped(orphan)));
+    }
+}
+
+#[test]
+fn helper_eight_calls_in_flight() {
+    let dir = std::env::var("RWT_TEST_PID_DIR");
+    let exec = common::is_helper("eight-exec");
+    if !(exec || common::is_helper("eight-fork")) {
+        return;
+    }
+    let dir = dir.unwrap();
+    let calls: Vec<_> = (0..8)
+        .map(|i| {
+            let file = format!("{dir}/{i}");
+            std::thread::spawn(move || {
+                if exec {
+                    exec::lingers(file)
+                } else {
+                    fork::lingers(file)
+                }
+            })
+        })
+        .collect();
+    for c in calls {
+        let _ = c.join();
+    }
+}
+
+fn caller_killed_with_eight_calls_in_flight(role: &str) {
+    let dir = Scratch::new("eight");
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let mut caller = common::helper_command("helper_eight_calls_in_flight", role)
+        .env("RWT_TEST_PID_DIR", dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut cleanup = KillOnDrop(vec![caller.id()]);
+    let children: Vec<u32> = (0..8)
+        .map(|i| {
+            read_pid(&dir.path().join(i.to_string()), Duration::from_secs(20))
+                .expect("call started")
+        })
+        .collect();
+    cleanup.0.extend(&children);
+    caller.kill().unwrap();
+    caller.wait().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(1), || children
+            .iter()
+            .all(|&p| !alive(p))),
+        "children outlived their caller: {children:?}"
+    );
+    let _ = std::fs::remove_dir_all(dir.path());
+}
+
+mod the_caller_killed_with_eight_calls_in_flight_takes_them_along {
+    #[test]
+    fn fork() {
+        super::caller_killed_with_eight_calls_in_flight("eight-fork");
+    }
+
+    #[test]
+    fn exec() {
+        super::caller_killed_with_eight_calls_in_flight("eight-exec");
+    }
+}
+
+#[timeout(secs = 0.3)]
+fn uses_the_callers_runtime() -> u8 {
+    // The runtime's threads do not exist in a fork child: this never ends.
+    tokio::runtime::Handle::current().block_on(async {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    });
+    1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fork_body_that_touches_the_callers_runtime_times_out_never_hangs() {
+    let start = Instant::now();
+    let r = tokio::task::spawn_blocking(uses_the_callers_runtime)
+        .await
+        .unwrap();
+    assert!(r.unwrap_err().is_timeout());
+    assert!(
+        start.elapsed() < Duration::from_millis(800),
+        "{:?}",
+        start.elapsed()
+    );
+}

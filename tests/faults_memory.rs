@@ -1,0 +1,145 @@
+//! Hostile cases about memory, alone in their binary because they measure
+//! the process's resident size: a forged length prefix, a result over the
+//! cap, a child of 2 GiB that times out.
+
+mod common;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use common::{read_pid, reaped, wait_until, KillOnDrop, Scratch};
+use rwt::{Error, Options};
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// The descriptor the child's result goes to: the one that is a pipe or a
+/// socket and not stdin, stdout or stderr.
+fn result_channel() -> std::fs::File {
+    use std::os::fd::FromRawFd;
+    let fd = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let n: i32 = e.file_name().to_str()?.parse().ok()?;
+            let target = std::fs::read_link(e.path()).ok()?;
+            let t = target.to_string_lossy();
+            (n > 2 && (t.starts_with("pipe:") || t.starts_with("socket:"))).then_some(n)
+        })
+        .next()
+        .expect("a result channel");
+    // SAFETY: the child owns this descriptor; it is used once and the
+    // process never returns to code that uses it again.
+    unsafe { std::fs::File::from_raw_fd(fd) }
+}
+
+in_both_modes! {
+    /// Writes a frame header claiming 2^40 bytes, then waits.
+    #[timeout(secs = 10.0)]
+    fn forges_a_huge_prefix(pid_file: String) -> u8 {
+        std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
+        let mut channel = result_channel();
+        let mut header = vec![b'V'];
+        header.extend_from_slice(&(1u64 << 40).to_le_bytes());
+        channel.write_all(&header).unwrap();
+        std::thread::sleep(Duration::from_secs(30));
+        0
+    }
+
+    /// Touches 2 GiB, then never ends.
+    #[timeout(secs = 1.5)]
+    fn two_gib(pid_file: String) -> u8 {
+        std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
+        let big = vec![1u8; 2 << 30];
+        std::hint::black_box(&big);
+        loop {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+macro_rules! in_each_mode {
+    ($m:ident, $body:block) => {{
+        {
+            use fork as $m;
+            $body
+        }
+        {
+            use exec as $m;
+            $body
+        }
+    }};
+}
+
+fn a_forged_length_prefix_is_refused_before_allocating() {
+    in_each_mode!(m, {
+        let pid_file = Scratch::new("forged");
+        let before = rss_kib();
+        let start = Instant::now();
+        match m::forges_a_huge_prefix(pid_file.arg()) {
+            Err(Error::Codec { detail, .. }) => {
+                assert!(
+                    detail.contains("1099511627776 bytes exceeds the limit"),
+                    "{detail}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(
+            rss_kib() < before + 4096,
+            "RSS grew from {before} to {} KiB",
+            rss_kib()
+        );
+        let pid = read_pid(pid_file.path(), Duration::ZERO).unwrap();
+        let _cleanup = KillOnDrop(vec![pid]);
+        assert!(reaped(pid), "the forger was not killed and reaped");
+    });
+}
+
+fn a_result_over_the_cap_is_a_codec_error_before_its_size_is_allocated() {
+    let before = rss_kib();
+    let opts = Options::new().secs(10.0).result_limit(1 << 20);
+    let start = Instant::now();
+    match rwt::run_with_timeout(&opts, || vec![7u8; 2 << 20]) {
+        Err(Error::Codec { detail, .. }) => {
+            assert!(detail.contains("exceeds the limit"), "{detail}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(start.elapsed() < Duration::from_secs(1));
+    assert!(
+        rss_kib() < before + 4096,
+        "RSS grew from {before} to {} KiB",
+        rss_kib()
+    );
+}
+
+fn a_two_gib_child_that_times_out_is_killed_and_reaped_on_time() {
+    in_each_mode!(m, {
+        let pid_file = Scratch::new("two-gib");
+        let start = Instant::now();
+        assert!(m::two_gib(pid_file.arg()).unwrap_err().is_timeout());
+        let elapsed = start.elapsed();
+        // The deadline, plus the kernel's time to free 2 GiB, within the
+        // 1 s reap bound.
+        assert!(elapsed < Duration::from_millis(1500 + 1200), "{elapsed:?}");
+        let pid = read_pid(pid_file.path(), Duration::ZERO).unwrap();
+        let _cleanup = KillOnDrop(vec![pid]);
+        assert!(wait_until(Duration::from_secs(2), || reaped(pid)));
+    });
+}
+
+#[test]
+fn memory_faults_in_turn() {
+    a_forged_length_prefix_is_refused_before_allocating();
+    a_result_over_the_cap_is_a_codec_error_before_its_size_is_allocated();
+    a_two_gib_child_that_times_out_is_killed_and_reaped_on_time();
+}
