@@ -37,9 +37,49 @@ in_both_modes! {
     }
 }
 
-macro_rules! thousand_calls {
+/// Calls per mode: 1,000 by default (2,000 in all, as CI runs it); set
+/// `RWT_SOAK_CALLS` for the long soak (10,000 in all: 5000).
+fn calls_per_mode() -> u32 {
+    std::env::var("RWT_SOAK_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// The lowest descriptor number not in use: a limit there makes every new
+/// descriptor fail, so the next spawn fails.
+fn lowest_free_fd() -> u64 {
+    let used: Vec<u64> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    (0..)
+        .find(|n| {
+            !used.contains(n) || std::fs::symlink_metadata(format!("/proc/self/fd/{n}")).is_err()
+        })
+        .unwrap()
+}
+
+/// A call that cannot start: descriptors are exhausted for its duration.
+fn spawn_failure(call: impl FnOnce() -> Result<u32, rwt::Error>) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    setrlimit(Resource::RLIMIT_NOFILE, lowest_free_fd(), hard).unwrap();
+    let r = call();
+    setrlimit(Resource::RLIMIT_NOFILE, soft, hard).unwrap();
+    assert!(matches!(r, Err(rwt::Error::Spawn { .. })), "{r:?}");
+}
+
+macro_rules! soak {
     ($m:ident, $orphans:ident) => {
-        for i in 0..1000u32 {
+        for i in 0..calls_per_mode() {
             match i % 10 {
                 0 => assert!(matches!($m::panics(), Err(rwt::Error::Panicked { .. }))),
                 1 => assert!(matches!($m::exits(), Err(rwt::Error::Crashed { .. }))),
@@ -48,6 +88,7 @@ macro_rules! thousand_calls {
                     let e = $m::overstays().unwrap_err();
                     $orphans.0.extend_from_slice(e.orphans());
                 }
+                4 if i % 50 == 4 => spawn_failure(|| $m::ok(i)),
                 _ => assert_eq!($m::ok(i).unwrap(), i),
             }
         }
@@ -57,15 +98,15 @@ macro_rules! thousand_calls {
 /// Both modes in one test: the counts are process-wide, so nothing else
 /// may run beside it.
 #[test]
-fn a_thousand_calls_of_every_outcome_in_each_mode_leak_nothing() {
+fn many_calls_of_every_outcome_in_each_mode_leak_nothing() {
     // Warm up: the first calls set up what lives for the whole process.
     fork::ok(0).unwrap();
     exec::ok(0).unwrap();
-    let (fds, threads) = (fd_count(), thread_count());
+    let (fds, threads, rss) = (fd_count(), thread_count(), rss_kib());
     let mut orphans = KillOnDrop::default();
-    thousand_calls!(fork, orphans);
-    thousand_calls!(exec, orphans);
-    assert_eq!(orphans.0.len(), 40);
+    soak!(fork, orphans);
+    soak!(exec, orphans);
+    assert_eq!(orphans.0.len() as u32, 2 * calls_per_mode() / 50);
     // The orphans end on their own; the reaper takes them, then ends too.
     assert!(
         wait_until(Duration::from_secs(5), || orphans
@@ -82,4 +123,12 @@ fn a_thousand_calls_of_every_outcome_in_each_mode_leak_nothing() {
     );
     assert_eq!(fd_count(), fds, "file descriptors leaked");
     assert_eq!(zombie_children(), Vec::<u32>::new());
+    let grown = rss_kib().saturating_sub(rss);
+    println!(
+        "{} calls: fds {fds} -> {}, threads {threads} -> {}, RSS +{grown} KiB, zombies 0",
+        2 * calls_per_mode(),
+        fd_count(),
+        thread_count()
+    );
+    assert!(grown < 20 * 1024, "RSS grew by {grown} KiB");
 }

@@ -258,4 +258,57 @@ mod tests {
         let e = decode::<u64>(&body).unwrap_err();
         assert!(e.contains("`u64`"), "{e}");
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2000))]
+
+            /// Whatever arrives, in whatever pieces: no panic, and memory
+            /// bounded by the cap and by what arrived.
+            #[test]
+            fn arbitrary_bytes_never_panic_nor_overallocate(
+                bytes in proptest::collection::vec(any::<u8>(), 0..4096),
+                cut in 1usize..64,
+                limit in 0u64..1_000_000,
+            ) {
+                let mut r = FrameReader::new(limit);
+                let mut received = 0;
+                for piece in bytes.chunks(cut) {
+                    received += piece.len();
+                    if r.feed(piece).is_err() {
+                        break;
+                    }
+                    let bound = usize::try_from(limit).unwrap().min(received.max(64 * 1024));
+                    prop_assert!(r.body.capacity() <= bound.max(received), "{} > {}", r.body.capacity(), bound);
+                }
+                if let Some(frame) = r.into_frame() {
+                    prop_assert!(frame.body.len() as u64 <= limit);
+                    // Decoding junk is an error, never a panic.
+                    let _ = decode::<Vec<String>>(&frame.body);
+                    let _ = decode::<(u64, Option<f64>, Vec<u8>)>(&frame.body);
+                }
+            }
+
+            /// Every value of the tested types crosses unchanged, whatever
+            /// the pieces it arrives in.
+            #[test]
+            fn values_round_trip(
+                value in proptest::collection::vec((any::<u32>(), ".{0,20}"), 0..50),
+                cut in 1usize..100,
+            ) {
+                let body = encode(&value).unwrap();
+                let mut bytes = header(Kind::Value, body.len()).to_vec();
+                bytes.extend_from_slice(&body);
+                let mut r = FrameReader::new(1 << 20);
+                for piece in bytes.chunks(cut) {
+                    r.feed(piece).unwrap();
+                }
+                let frame = r.into_frame().unwrap();
+                prop_assert_eq!(decode::<Vec<(u32, String)>>(&frame.body).unwrap(), value);
+            }
+        }
+    }
 }
