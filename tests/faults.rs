@@ -271,3 +271,50 @@ async fn a_fork_body_that_touches_the_callers_runtime_times_out_never_hangs() {
         start.elapsed()
     );
 }
+
+/// A2: another thread hammering malloc while a fork happens. glibc's fork
+/// resets its malloc locks; with one arena (the worst case) a child that
+/// allocates must still never hang.
+#[timeout(secs = 2.0)]
+fn allocates_a_mib_in_pieces() -> usize {
+    let pieces: Vec<Vec<u8>> = (0..1024).map(|i| vec![i as u8; 1024]).collect();
+    pieces.iter().map(Vec::len).sum()
+}
+
+#[test]
+fn helper_malloc_hammer() {
+    if !common::is_helper("malloc-hammer") {
+        return;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for _ in 0..2 {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let v: Vec<Box<[u8; 64]>> = (0..256).map(|_| Box::new([0u8; 64])).collect();
+                std::hint::black_box(v);
+            }
+        });
+    }
+    let mut timeouts = 0;
+    for _ in 0..1000 {
+        match allocates_a_mib_in_pieces() {
+            Ok(n) => assert_eq!(n, 1 << 20),
+            Err(e) if e.is_timeout() => timeouts += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    println!("malloc-hammer timeouts: {timeouts}");
+}
+
+#[test]
+fn fork_children_allocate_while_other_threads_hammer_one_malloc_arena() {
+    let out = common::helper_command("helper_malloc_hammer", "malloc-hammer")
+        .env("GLIBC_TUNABLES", "glibc.malloc.arena_max=1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("malloc-hammer timeouts: 0"), "{stdout}");
+}
