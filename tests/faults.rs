@@ -315,6 +315,10 @@ fn fork_children_allocate_while_other_threads_hammer_one_malloc_arena() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("malloc-hammer timeouts: 0"), "{stdout}");
 }

@@ -215,10 +215,73 @@ fn fd_open(fd: u64) -> bool {
     std::fs::symlink_metadata(format!("/proc/self/fd/{fd}")).is_ok()
 }
 
+/// E1/E3: a rogue thread reaps every child of the process with
+/// `waitpid(-1)` while calls of every outcome run, with innocent processes
+/// around. rwt signals only through pidfds (which fail once the child is
+/// reaped, even by a stranger), so no innocent is hit; every outcome is
+/// still right, and nothing hangs.
+fn a_rogue_reaper_changes_no_outcome_and_hits_no_innocent() {
+    let mut innocents: Vec<std::process::Child> = (0..5)
+        .map(|_| {
+            use std::os::unix::process::CommandExt;
+            std::process::Command::new("sleep")
+                .arg("60")
+                .process_group(0)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let ids: Vec<u32> = innocents.iter().map(std::process::Child::id).collect();
+    let _cleanup = common::KillOnDrop(ids.clone());
+    let stop = Arc::new(AtomicBool::new(false));
+    let rogue = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut reaped = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                match nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+                    Ok(nix::sys::wait::WaitStatus::StillAlive) | Err(_) => {
+                        std::thread::sleep(Duration::from_micros(100));
+                    }
+                    Ok(_) => reaped += 1,
+                }
+            }
+            reaped
+        })
+    };
+    in_each_mode!(m, {
+        for i in 0..100u32 {
+            let start = Instant::now();
+            match i % 3 {
+                0 => assert_eq!(m::fine(i).unwrap(), i),
+                1 => assert!(matches!(m::crashes(), Err(Error::Crashed { .. }))),
+                _ => assert!(m::late().unwrap_err().is_timeout()),
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(2),
+                "{:?}",
+                start.elapsed()
+            );
+        }
+    });
+    stop.store(true, Ordering::Relaxed);
+    let reaped = rogue.join().unwrap();
+    assert!(reaped > 0, "the rogue reaper never got a child");
+    for innocent in &mut innocents {
+        assert_eq!(
+            innocent.try_wait().unwrap(),
+            None,
+            "an innocent process died"
+        );
+    }
+    assert!(ids.iter().all(|&p| common::alive(p)));
+}
+
 #[test]
 fn process_wide_faults_in_turn() {
     sigterm_reaches_the_child_whatever_the_caller_did();
     a_signal_storm_changes_no_outcome_and_no_deadline();
     someone_else_reaping_never_turns_a_crash_into_a_success();
     out_of_descriptors_is_a_spawn_error_and_leaks_nothing();
+    a_rogue_reaper_changes_no_outcome_and_hits_no_innocent();
 }
