@@ -36,7 +36,7 @@
 //! | `ntries` | integer literal >= 1                        | `1`      | attempts in all; a new one follows a timeout, a panic, a crash, or an `Err` from a function that returns a `Result` |
 //! | `kill`   | `true` / `false`                            | `true`   | on timeout kill the child and its process group; `false` leaves it running, reported in [`Error::orphans`] |
 //! | `grace`  | number literal >= 0                         | `0`      | when killing: SIGTERM first, SIGKILL after `grace` seconds; 0 means SIGKILL at once |
-//! | `mode`   | `"fork"` / `"exec"`                         | `"fork"` | how the child is made, see below (`"pool"` is planned) |
+//! | `mode`   | `"fork"` / `"exec"` / `"pool"`              | `"fork"` | how the child is made, see below |
 //!
 //! Every mistake is a compile error at the offending token: unknown or
 //! repeated options, values out of range, `&mut` parameters (changes made
@@ -71,6 +71,13 @@
 //! assert_eq!(word_count("safe in any program").unwrap(), 4);
 //! # }
 //! ```
+//!
+//! In **pool mode** (`mode = "pool"`, Linux) exec children are kept as
+//! workers and reused: a call costs a socket round trip (tens of
+//! microseconds). A call never waits for a busy worker; a worker that times
+//! out, panics or crashes is replaced; [`set_pool_size`] sets how many idle
+//! workers are kept. A worker's statics live on between the calls it
+//! serves.
 //!
 //! # Fork mode and threads
 //!
@@ -112,6 +119,8 @@
 
 pub use rwt_macros::timeout;
 pub use rwt_runtime::{run_with_timeout, CommandExt, Error, Options};
+#[cfg(target_os = "linux")]
+pub use rwt_runtime::{set_pool_size, POOL_IDLE_TIMEOUT};
 
 /// Used by the code `#[timeout]` generates. Not public API.
 #[doc(hidden)]

@@ -18,7 +18,7 @@ fn gone(pid: u32) -> bool {
     !alive(pid)
 }
 
-in_both_modes! {
+in_every_mode! {
     /// Starts a grandchild and returns; the group kill ends it.
     #[timeout(secs = 5.0)]
     fn starts_a_sleeper() -> u32 {
@@ -78,7 +78,7 @@ in_both_modes! {
     }
 }
 
-test_in_both_modes! {
+test_in_every_mode! {
     fn a_grandchild_is_killed_when_the_call_returns(m) {
         let pid = m::starts_a_sleeper().unwrap();
         let _cleanup = KillOnDrop(vec![pid]);
@@ -184,6 +184,8 @@ fn helper_caller_that_will_be_killed() {
         let _ = fork::lingers(pid_file.unwrap());
     } else if common::is_helper("killed-caller-exec") {
         let _ = exec::lingers(pid_file.unwrap());
+    } else if common::is_helper("killed-caller-pool") {
+        let _ = pool::lingers(pid_file.unwrap());
     }
 }
 
@@ -196,6 +198,11 @@ mod the_child_dies_with_its_caller {
     #[test]
     fn exec() {
         super::caller_dies("killed-caller-exec");
+    }
+
+    #[test]
+    fn pool() {
+        super::caller_dies("killed-caller-pool");
     }
 }
 

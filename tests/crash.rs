@@ -17,7 +17,7 @@ fn crashed(e: &rwt::Error) -> (Option<i32>, Option<i32>) {
     }
 }
 
-in_both_modes! {
+in_every_mode! {
     #[timeout(secs = 5.0)]
     fn exits(code: i32) -> u8 {
         std::process::exit(code)
@@ -51,7 +51,7 @@ in_both_modes! {
     }
 }
 
-test_in_both_modes! {
+test_in_every_mode! {
     fn process_exit_is_a_crash_with_its_code_even_zero(m) {
         let e = m::exits(3).unwrap_err();
         assert_eq!(crashed(&e), (None, Some(3)));

@@ -44,7 +44,7 @@ impl<'de> Deserialize<'de> for Blob {
     }
 }
 
-in_both_modes! {
+in_every_mode! {
     /// Stops itself: SIGTERM cannot act until SIGCONT.
     #[timeout(secs = 0.2, grace = 2.0)]
     fn stops_itself(pid_file: String) -> u8 {
@@ -96,7 +96,7 @@ in_both_modes! {
     }
 }
 
-test_in_both_modes! {
+test_in_every_mode! {
     fn a_stopped_child_still_times_out_on_time_and_dies(m) {
         let pid_file = Scratch::new("stopped");
         let start = Instant::now();
@@ -187,22 +187,20 @@ test_in_both_modes! {
 
 #[test]
 fn helper_eight_calls_in_flight() {
-    let dir = std::env::var("RWT_TEST_PID_DIR");
-    let exec = common::is_helper("eight-exec");
-    if !(exec || common::is_helper("eight-fork")) {
+    let call = if common::is_helper("eight-fork") {
+        fork::lingers
+    } else if common::is_helper("eight-exec") {
+        exec::lingers
+    } else if common::is_helper("eight-pool") {
+        pool::lingers
+    } else {
         return;
-    }
-    let dir = dir.unwrap();
+    };
+    let dir = std::env::var("RWT_TEST_PID_DIR").unwrap();
     let calls: Vec<_> = (0..8)
         .map(|i| {
             let file = format!("{dir}/{i}");
-            std::thread::spawn(move || {
-                if exec {
-                    exec::lingers(file)
-                } else {
-                    fork::lingers(file)
-                }
-            })
+            std::thread::spawn(move || call(file))
         })
         .collect();
     for c in calls {
@@ -246,6 +244,11 @@ mod the_caller_killed_with_eight_calls_in_flight_takes_them_along {
     #[test]
     fn exec() {
         super::caller_killed_with_eight_calls_in_flight("eight-exec");
+    }
+
+    #[test]
+    fn pool() {
+        super::caller_killed_with_eight_calls_in_flight("eight-pool");
     }
 }
 

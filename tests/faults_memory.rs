@@ -36,7 +36,7 @@ fn result_channel() -> std::fs::File {
     unsafe { std::fs::File::from_raw_fd(fd) }
 }
 
-in_both_modes! {
+in_every_mode! {
     /// Writes a frame header claiming 2^40 bytes, then waits.
     #[timeout(secs = 10.0)]
     fn forges_a_huge_prefix(pid_file: String) -> u8 {

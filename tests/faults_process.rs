@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal};
 use rwt::Error;
 
-in_both_modes! {
+in_every_mode! {
     #[timeout(secs = 0.2, grace = 5.0)]
     fn loops() -> u8 {
         loop {
@@ -63,6 +63,17 @@ macro_rules! in_each_mode {
     }};
 }
 
+/// Fork, exec and pool.
+macro_rules! in_every_mode_here {
+    ($m:ident, $body:block) => {{
+        in_each_mode!($m, $body);
+        {
+            use pool as $m;
+            $body
+        }
+    }};
+}
+
 /// D6: whatever the caller did to SIGTERM (a handler, SIG_IGN, blocked in
 /// the calling thread), SIGTERM still ends the child at once.
 fn sigterm_reaches_the_child_whatever_the_caller_did() {
@@ -85,7 +96,7 @@ fn sigterm_reaches_the_child_whatever_the_caller_did() {
     ];
     for (what, arrange) in cases {
         arrange();
-        in_each_mode!(m, {
+        in_every_mode_here!(m, {
             let start = Instant::now();
             assert!(m::loops().unwrap_err().is_timeout());
             let elapsed = start.elapsed();
@@ -125,7 +136,7 @@ fn a_signal_storm_changes_no_outcome_and_no_deadline() {
             }
         })
     };
-    in_each_mode!(m, {
+    in_every_mode_here!(m, {
         for i in 0..60u32 {
             if i % 2 == 0 {
                 assert_eq!(m::fine(i).unwrap(), i);
@@ -150,7 +161,7 @@ fn a_signal_storm_changes_no_outcome_and_no_deadline() {
 /// not its own.
 fn someone_else_reaping_never_turns_a_crash_into_a_success() {
     set(Signal::SIGCHLD, SigHandler::SigIgn, SaFlags::empty());
-    in_each_mode!(m, {
+    in_every_mode_here!(m, {
         assert_eq!(m::fine(7).unwrap(), 7);
         let start = Instant::now();
         match m::crashes() {
@@ -164,7 +175,7 @@ fn someone_else_reaping_never_turns_a_crash_into_a_success() {
         .args(["-c", "exit 7"])
         .spawn()
         .unwrap();
-    in_each_mode!(m, {
+    in_every_mode_here!(m, {
         for i in 0..100 {
             assert_eq!(m::fine(i).unwrap(), i);
         }
@@ -173,7 +184,8 @@ fn someone_else_reaping_never_turns_a_crash_into_a_success() {
 }
 
 /// B4: out of file descriptors, a call fails with `Spawn` at once, leaks
-/// nothing, and works again once descriptors are back.
+/// nothing, and works again once descriptors are back. (Fork and exec: a
+/// pool call that finds an idle worker needs no new descriptor at all.)
 fn out_of_descriptors_is_a_spawn_error_and_leaks_nothing() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     in_each_mode!(m, {
@@ -249,7 +261,7 @@ fn a_rogue_reaper_changes_no_outcome_and_hits_no_innocent() {
             reaped
         })
     };
-    in_each_mode!(m, {
+    in_every_mode_here!(m, {
         for i in 0..100u32 {
             let start = Instant::now();
             match i % 3 {

@@ -40,7 +40,7 @@ pub fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 % 251) as u8).collect()
 }
 
-in_both_modes! {
+in_every_mode! {
     #[timeout(secs = 20.0)]
     fn blob(len: usize) -> Blob {
         Blob(pattern(len))
@@ -58,7 +58,7 @@ in_both_modes! {
     }
 }
 
-test_in_both_modes! {
+test_in_every_mode! {
     fn results_around_the_pipe_buffer_size(m) {
         // A frame's header is 9 bytes and MessagePack adds up to 5: cover
         // the whole frame landing just under, on and just over 64 KiB too.

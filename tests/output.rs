@@ -5,7 +5,7 @@
 
 mod common;
 
-in_both_modes! {
+in_every_mode! {
     #[timeout(secs = 5.0)]
     fn child_prints() -> u8 {
         print!("child-partial ");
@@ -22,6 +22,8 @@ fn helper_printer() {
         fork::child_prints
     } else if common::is_helper("printer-exec") {
         exec::child_prints
+    } else if common::is_helper("printer-pool") {
+        pool::child_prints
     } else {
         return;
     };
@@ -83,6 +85,11 @@ mod output_comes_out_once_and_in_order {
     fn exec() {
         super::once_and_in_order("printer-exec");
     }
+
+    #[test]
+    fn pool() {
+        super::once_and_in_order("printer-pool");
+    }
 }
 
 #[test]
@@ -94,8 +101,10 @@ fn under_libtest_capture_a_fork_childs_print_macros_are_not_shown() {
 }
 
 #[test]
-fn under_libtest_capture_an_exec_childs_output_still_shows() {
-    // An exec child is a fresh process: no capture buffer, real stdout.
-    let (stdout, _) = run("printer-exec", true);
-    assert_eq!(stdout.matches("child-line").count(), 1, "{stdout}");
+fn under_libtest_capture_an_exec_or_pool_childs_output_still_shows() {
+    // A fresh process has no capture buffer: it writes to the real stdout.
+    for role in ["printer-exec", "printer-pool"] {
+        let (stdout, _) = run(role, true);
+        assert_eq!(stdout.matches("child-line").count(), 1, "{role}: {stdout}");
+    }
 }

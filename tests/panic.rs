@@ -3,7 +3,7 @@
 
 mod common;
 
-in_both_modes! {
+in_every_mode! {
     #[timeout(secs = 5.0)]
     fn index(v: Vec<u8>, i: usize) -> u8 {
         v[i]
@@ -41,7 +41,7 @@ fn index_line() -> usize {
     1 + source.lines().position(|l| l.trim() == "v[i]").unwrap()
 }
 
-test_in_both_modes! {
+test_in_every_mode! {
     fn a_str_panic_with_its_location(m) {
         match m::index(vec![1, 2, 3], 7) {
             Err(rwt::Error::Panicked { function, message, attempts }) => {

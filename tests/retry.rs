@@ -30,7 +30,7 @@ fn count(log: &str) -> usize {
     std::fs::read_to_string(log).unwrap().lines().count()
 }
 
-in_both_modes! {
+in_every_mode! {
     /// Panics on the first two attempts, returns on the third.
     #[timeout(secs = 5.0, ntries = 3)]
     fn third_time_lucky(log: String) -> usize {
@@ -89,7 +89,7 @@ in_both_modes! {
     }
 }
 
-test_in_both_modes! {
+test_in_every_mode! {
     fn a_panic_is_retried_until_an_attempt_succeeds(m) {
         let log = Scratch::new("lucky");
         assert_eq!(m::third_time_lucky(log.arg()).unwrap(), 3);

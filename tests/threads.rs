@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rwt::timeout;
 
-in_both_modes! {
+in_every_mode! {
     #[timeout(secs = 5.0)]
     fn tag(thread: u32, i: u32) -> (u32, u32, u32) {
         (thread, i, std::process::id())
@@ -74,7 +74,7 @@ impl Drop for StopOnDrop {
     }
 }
 
-test_in_both_modes! {
+test_in_every_mode! {
     fn many_threads_get_their_own_answers(m) {
         let handles: Vec<_> = (0..16)
             .map(|t| {

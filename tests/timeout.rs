@@ -30,7 +30,7 @@ extern "C" fn on_term(_: i32) {
     }
 }
 
-in_both_modes! {
+in_every_mode! {
     #[timeout(secs = 0.2)]
     fn sleepy(pid_file: String) -> u32 {
         std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
@@ -86,7 +86,7 @@ in_both_modes! {
     }
 }
 
-test_in_both_modes! {
+test_in_every_mode! {
     fn a_sleeping_child_times_out_and_is_killed_and_reaped(m) {
         let pid_file = Scratch::new("sleepy");
         let start = Instant::now();

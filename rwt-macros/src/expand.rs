@@ -37,8 +37,8 @@ pub(crate) fn timeout(args: TokenStream, item: TokenStream) -> TokenStream {
     let options = valid::options(parsed, &mut option_errors);
     let mut errors = Vec::new();
     valid::signature(&function.sig, &mut errors);
-    if options.mode == Mode::Exec {
-        valid::exec_signature(&function.sig, &mut errors);
+    if matches!(options.mode, Mode::Exec | Mode::Pool) {
+        valid::exec_signature(&function.sig, options.mode, &mut errors);
     }
     if !errors.is_empty() {
         // The item itself is wrong: keep it as written, and report the
@@ -121,7 +121,16 @@ fn rewrite(function: syn::ItemFn, options: &valid::Options) -> TokenStream {
             };
             (inputs.into_token_stream(), call)
         }
-        Mode::Exec => exec_call(&generics, &inputs, &ret, &block, &settings, &name, &failed),
+        Mode::Exec | Mode::Pool => {
+            let entry = if options.mode == Mode::Pool {
+                quote_spanned!(ret_span=> ::rwt::__private::call_pool)
+            } else {
+                quote_spanned!(ret_span=> ::rwt::__private::call_exec)
+            };
+            exec_call(
+                &entry, &generics, &inputs, &ret, &block, &settings, &name, &failed,
+            )
+        }
     };
     quote! {
         #(#outer)*
@@ -153,7 +162,9 @@ fn rewrite(function: syn::ItemFn, options: &valid::Options) -> TokenStream {
 /// static __RWT_REGISTER: extern "C" fn() = ...;
 /// call_exec(&options, "count", &__RWT_FN, &__RWT_REGISTER, &(&text, &__rwt_arg1), failed)
 /// ```
+#[allow(clippy::too_many_arguments)] // the parts of one signature
 fn exec_call(
+    entry: &TokenStream,
     generics: &syn::Generics,
     inputs: &syn::punctuated::Punctuated<syn::FnArg, syn::Token![,]>,
     ret: &syn::Type,
@@ -211,10 +222,9 @@ fn exec_call(
     let where_clause = &generics.where_clause;
     let signature_text = quote!((#original) -> #ret).to_string();
     let ret_span = ret.span();
-    let entry = quote_spanned!(ret_span=> ::rwt::__private::call_exec);
     let call = quote_spanned! {ret_span=>
         #[cfg(not(target_os = "linux"))]
-        ::core::compile_error!("`mode = \"exec\"` is supported on Linux only; use `mode = \"fork\"`");
+        ::core::compile_error!("exec and pool modes are supported on Linux only; use `mode = \"fork\"`");
         #(#checks)*
         fn __rwt_body #generics (#original) -> #ret #where_clause #block
         fn __rwt_run(__rwt_args: &[u8]) -> ::rwt::__private::ExecFrame {

@@ -25,6 +25,7 @@ pub(crate) enum Secs {
 pub(crate) enum Mode {
     Fork,
     Exec,
+    Pool,
 }
 
 /// Options after their checks; defaults where absent (or wrong, with an
@@ -221,13 +222,7 @@ fn mode(opt: &Opt) -> Result<Mode, Problem> {
     match s.value().as_str() {
         "fork" => Ok(Mode::Fork),
         "exec" => Ok(Mode::Exec),
-        m @ "pool" => Err((
-            span,
-            format!(
-                "`mode = \"{m}\"` is not supported yet; use `mode = \"fork\"` (the default) \
-                 or `mode = \"exec\"`"
-            ),
-        )),
+        "pool" => Ok(Mode::Pool),
         other => Err((
             span,
             format!("unknown mode `\"{other}\"`; expected `\"fork\"`, `\"exec\"` or `\"pool\"`"),
@@ -235,17 +230,20 @@ fn mode(opt: &Opt) -> Result<Mode, Problem> {
     }
 }
 
-/// What exec mode cannot find in a fresh process: a generic function (which
-/// instance?) and `self` (the caller's value is not there).
-pub(crate) fn exec_signature(sig: &syn::Signature, errors: &mut Vec<syn::Error>) {
+/// What exec (and pool) mode cannot find in a fresh process: a generic
+/// function (which instance?) and `self` (the caller's value is not there).
+pub(crate) fn exec_signature(sig: &syn::Signature, mode: Mode, errors: &mut Vec<syn::Error>) {
+    let mode = if mode == Mode::Pool { "pool" } else { "exec" };
     for param in &sig.generics.params {
         match param {
             syn::GenericParam::Lifetime(_) => {}
             syn::GenericParam::Type(_) | syn::GenericParam::Const(_) => {
                 errors.push(syn::Error::new_spanned(
                     param,
-                    "exec mode cannot run a generic function in a fresh process (which \
-                     instance would it be?); make it non-generic, or use `mode = \"fork\"`",
+                    format!(
+                        "{mode} mode cannot run a generic function in a fresh process (which \
+                         instance would it be?); make it non-generic, or use `mode = \"fork\"`"
+                    ),
                 ));
             }
         }
@@ -253,8 +251,10 @@ pub(crate) fn exec_signature(sig: &syn::Signature, errors: &mut Vec<syn::Error>)
     if let Some(syn::FnArg::Receiver(r)) = sig.inputs.first() {
         errors.push(syn::Error::new_spanned(
             r,
-            "exec mode cannot send `self` to a fresh process; take the value as an \
-             ordinary argument of an associated function, or use `mode = \"fork\"`",
+            format!(
+                "{mode} mode cannot send `self` to a fresh process; take the value as an \
+                 ordinary argument of an associated function, or use `mode = \"fork\"`"
+            ),
         ));
     }
 }

@@ -89,14 +89,7 @@ pub(crate) fn prepare(parent: Pid, kill: bool, close: &[RawFd]) {
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     let _ = (parent, kill);
-    // SIGTERM must be able to end the child even if the caller installed a
-    // handler, ignored it, or blocked it (the function may install its own).
-    // SAFETY: SIG_DFL installs no handler code, so no handler can observe a
-    // half-set-up state.
-    let _ = unsafe { nix::sys::signal::signal(Signal::SIGTERM, SigHandler::SigDfl) };
-    let mut term = SigSet::empty();
-    term.add(Signal::SIGTERM);
-    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&term), None);
+    reset_sigterm();
     // stdin is /dev/null: a child in its own group that read the terminal
     // would be stopped by SIGTTIN and hang until its deadline.
     if let Ok(null) = nix::fcntl::open(
@@ -115,6 +108,17 @@ pub(crate) fn prepare(parent: Pid, kill: bool, close: &[RawFd]) {
     {
         let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, hard);
     }
+}
+
+/// SIGTERM must be able to end the child even if the caller installed a
+/// handler, ignored it, or blocked it (the function may install its own).
+pub(crate) fn reset_sigterm() {
+    // SAFETY: SIG_DFL installs no handler code, so no handler can observe a
+    // half-set-up state.
+    let _ = unsafe { nix::sys::signal::signal(Signal::SIGTERM, SigHandler::SigDfl) };
+    let mut term = SigSet::empty();
+    term.add(Signal::SIGTERM);
+    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&term), None);
 }
 
 /// Runs the function and builds the frame for its outcome.

@@ -168,7 +168,7 @@ fn refuse(reason: &str) -> ! {
 }
 
 /// Sends the caller a reason it reports as `Error::Codec`, and leaves.
-fn reply_and_leave(channel: &OwnedFd, detail: &str) -> ! {
+fn reply_and_leave(channel: &impl std::os::fd::AsFd, detail: &str) -> ! {
     let _ = child::write_frame(channel, &(Kind::EncodeError, detail.as_bytes().to_vec()));
     child::exit_now(EXIT_REFUSED)
 }
@@ -215,6 +215,9 @@ fn serve(value: OsString) -> std::convert::Infallible {
             "the child runs a different executable than the caller",
         ),
     }
+    if hs.pool {
+        serve_pool(channel);
+    }
     if hs.args_len > ARGS_LIMIT {
         reply_and_leave(
             &channel,
@@ -257,6 +260,94 @@ fn serve(value: OsString) -> std::convert::Infallible {
     child::exit_now(0)
 }
 
+/// A pool worker: serves calls, one at a time, until its channel closes
+/// (the caller retired it, or died). Each request is the function id and
+/// the arguments' length (little-endian `u64`s), then the arguments; each
+/// answer is a result frame. Statics live on between calls; processes a
+/// call started do not (see `reap_descendants`).
+fn serve_pool(channel: OwnedFd) -> ! {
+    child::ensure_panic_hook();
+    // Descendants that lose their parent come to the worker, to be reaped.
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    let mut stream = std::os::unix::net::UnixStream::from(channel);
+    loop {
+        let mut head = [0u8; 16];
+        if stream.read_exact(&mut head).is_err() {
+            child::exit_now(0);
+        }
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&head[..8]);
+        let id = u64::from_le_bytes(word);
+        word.copy_from_slice(&head[8..]);
+        let len = u64::from_le_bytes(word);
+        if len > ARGS_LIMIT {
+            reply_and_leave(
+                &stream,
+                &format!("arguments of {len} bytes exceed the limit of {ARGS_LIMIT} bytes"),
+            );
+        }
+        let mut args = vec![0u8; usize::try_from(len).unwrap_or(0)];
+        if stream.read_exact(&mut args).is_err() {
+            child::exit_now(0);
+        }
+        let Some(f) = find(id) else {
+            reply_and_leave(
+                &stream,
+                &format!("no exec-mode function with id {id:#018x} in this binary"),
+            )
+        };
+        // Whatever the last call did to SIGTERM, this one starts with the
+        // default: the kill ladder relies on it.
+        child::reset_sigterm();
+        let ExecFrame(kind, bytes) = (f.run)(&args);
+        drop(args);
+        reap_descendants();
+        let _ = std::io::stdout().flush();
+        let panicked = kind == Kind::Panic;
+        if child::write_frame(&stream, &(kind, bytes)).is_err() || panicked {
+            // A worker whose function panicked is not used again.
+            child::exit_now(0);
+        }
+    }
+}
+
+/// Kills and reaps every process the last call left behind: the worker's
+/// own children (and, as a subreaper, any orphaned grandchildren that came
+/// to it), until none is left. Only its own children, by pid: never
+/// `waitpid(-1)`.
+fn reap_descendants() {
+    for _ in 0..64 {
+        let children = own_children();
+        if children.is_empty() {
+            return;
+        }
+        for pid in &children {
+            let pid = nix::unistd::Pid::from_raw(*pid);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+        for pid in children {
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+        }
+    }
+}
+
+/// The worker's children, from `/proc/self/task/*/children`.
+fn own_children() -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    let mut pids = Vec::new();
+    for task in tasks.flatten() {
+        if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
+            pids.extend(
+                list.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
+        }
+    }
+    pids
+}
+
 /// `1:<32 hex digits>` → the nonce's hex digits.
 fn parse_value(value: &std::ffi::OsStr) -> Option<String> {
     let text = value.to_str()?;
@@ -290,6 +381,14 @@ fn check_channel() -> Result<std::os::unix::net::UnixStream, String> {
     let cred =
         getsockopt(&fd, sockopt::PeerCredentials).map_err(|_| "fd 3 has no peer".to_owned())?;
     let parent = nix::unistd::getppid().as_raw();
+    if cred.pid() != parent
+        && nix::sys::signal::kill(nix::unistd::Pid::from_raw(cred.pid()), None)
+            == Err(nix::errno::Errno::ESRCH)
+    {
+        // Our starter died before we got here (we were reparented): no one
+        // is waiting, nothing to say.
+        child::exit_now(EXIT_REFUSED);
+    }
     if cred.pid() != parent {
         return Err(format!(
             "the peer of fd 3 is pid {}, not the parent {parent}",

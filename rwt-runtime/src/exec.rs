@@ -46,6 +46,8 @@ pub(crate) struct Handshake {
     pub exe: (u64, u64),
     pub id: u64,
     pub kill: bool,
+    /// A pool worker: serves calls until its channel closes.
+    pub pool: bool,
     pub args_len: u64,
 }
 
@@ -60,13 +62,13 @@ impl Handshake {
         b[21..29].copy_from_slice(&self.exe.0.to_le_bytes());
         b[29..37].copy_from_slice(&self.exe.1.to_le_bytes());
         b[37..45].copy_from_slice(&self.id.to_le_bytes());
-        b[45] = u8::from(self.kill);
+        b[45] = if self.pool { 2 } else { u8::from(self.kill) };
         b[46..54].copy_from_slice(&self.args_len.to_le_bytes());
         b
     }
 
     pub(crate) fn decode(b: &[u8; Self::LEN]) -> Option<Handshake> {
-        if b[..5] != Self::MAGIC || b[45] > 1 {
+        if b[..5] != Self::MAGIC || b[45] > 2 {
             return None;
         }
         let u64_at = |i: usize| {
@@ -80,7 +82,8 @@ impl Handshake {
             nonce,
             exe: (u64_at(21), u64_at(29)),
             id: u64_at(37),
-            kill: b[45] == 1,
+            kill: b[45] >= 1,
+            pool: b[45] == 2,
             args_len: u64_at(46),
         })
     }
@@ -110,7 +113,7 @@ pub(crate) fn attempt<R: DeserializeOwned>(
 ) -> Outcome<R> {
     // The deadline runs from the call: the cost of starting counts.
     let deadline = Deadline::after(opts.secs);
-    match spawn(opts.kill, id, args) {
+    match spawn(opts.kill, false, id, args) {
         Ok((pid, channel, outgoing)) => {
             watch::watch(function, opts, pid, channel, outgoing, deadline)
         }
@@ -141,9 +144,14 @@ fn process() -> io::Result<&'static Process> {
     Ok(PROCESS.get_or_init(|| Process { exe, argv0 }))
 }
 
-/// Starts the child. Returns its pid, the caller's end of the channel, and
-/// the bytes to send it (handshake, then arguments).
-fn spawn(kill: bool, id: u64, args: &[u8]) -> io::Result<(Pid, RegisteredFd, Vec<u8>)> {
+/// Starts the child (or a pool worker). Returns its pid, the caller's end of
+/// the channel, and the bytes to send it (handshake, then arguments).
+pub(crate) fn spawn(
+    kill: bool,
+    pool: bool,
+    id: u64,
+    args: &[u8],
+) -> io::Result<(Pid, RegisteredFd, Vec<u8>)> {
     crate::entry::keep_linked();
     // What the caller printed so far goes out before anything the child
     // prints: the two share the terminal or pipe.
@@ -213,6 +221,7 @@ fn spawn(kill: bool, id: u64, args: &[u8]) -> io::Result<(Pid, RegisteredFd, Vec
         exe: process.exe,
         id,
         kill,
+        pool,
         args_len: args.len() as u64,
     };
     let mut outgoing = Vec::with_capacity(Handshake::LEN + args.len());
@@ -265,14 +274,17 @@ mod tests {
             exe: (1, 2),
             id: 0xdead_beef,
             kill: true,
+            pool: false,
             args_len: 42,
         };
         assert_eq!(Handshake::decode(&h.encode()), Some(h));
         let mut bad = h.encode();
         bad[0] = b'X';
         assert_eq!(Handshake::decode(&bad), None);
+        let worker = Handshake { pool: true, ..h };
+        assert_eq!(Handshake::decode(&worker.encode()), Some(worker));
         let mut bad = h.encode();
-        bad[45] = 2;
+        bad[45] = 3;
         assert_eq!(Handshake::decode(&bad), None);
     }
 

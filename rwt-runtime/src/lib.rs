@@ -31,6 +31,8 @@ mod exec;
 #[cfg(unix)]
 mod fork;
 mod options;
+#[cfg(target_os = "linux")]
+mod pool;
 #[cfg(unix)]
 mod process;
 #[cfg(unix)]
@@ -46,6 +48,8 @@ mod watch;
 pub use command::CommandExt;
 pub use error::Error;
 pub use options::Options;
+#[cfg(target_os = "linux")]
+pub use pool::{set_pool_size, IDLE_TIMEOUT as POOL_IDLE_TIMEOUT};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -133,6 +137,35 @@ pub mod __private {
         })?;
         crate::run::run(options, function, |opts| {
             crate::exec::attempt(function, opts, registered.id(), &args)
+        })
+    }
+
+    /// Runs a pool-mode `#[timeout]` function on a pool worker; the
+    /// arguments are those of [`call_exec`].
+    ///
+    /// # Errors
+    ///
+    /// As documented on `rwt::Error`.
+    #[cfg(target_os = "linux")]
+    pub fn call_pool<A, R>(
+        options: &Options,
+        function: &'static str,
+        registered: &'static ExecFn,
+        registration: &'static extern "C" fn(),
+        args: &A,
+        _failed: fn(&R) -> bool,
+    ) -> Result<R, Error>
+    where
+        A: Serialize,
+        R: CrossesProcesses,
+    {
+        std::hint::black_box(registration);
+        let args = crate::codec::encode(args).map_err(|detail| Error::Codec {
+            function: function.to_owned(),
+            detail: detail.replace("the result", "the arguments"),
+        })?;
+        crate::run::run(options, function, |opts| {
+            crate::pool::attempt(function, opts, registered.id(), &args)
         })
     }
 

@@ -23,12 +23,17 @@ pub(crate) struct Shared {
     fds: Vec<RawFd>,
     /// The orphan reaper's state.
     pub(crate) reaper: reaper::State,
+    /// Pool mode's idle workers and thread.
+    #[cfg(target_os = "linux")]
+    pub(crate) pool: crate::pool::State,
 }
 
 static SHARED: Mutex<Shared> = Mutex::new(Shared {
     owner: 0,
     fds: Vec::new(),
     reaper: reaper::State::new(),
+    #[cfg(target_os = "linux")]
+    pool: crate::pool::State::new(),
 });
 
 /// Locks the shared state. A panic while it was held does not poison it for
@@ -66,6 +71,8 @@ impl Shared {
     pub(crate) fn reset_in_child(&mut self) -> Vec<RawFd> {
         let close = std::mem::take(&mut self.fds);
         self.reaper.reset_in_child();
+        #[cfg(target_os = "linux")]
+        self.pool.forget();
         self.owner = std::process::id();
         close
     }
@@ -73,6 +80,8 @@ impl Shared {
     fn forget(&mut self) {
         self.fds.clear();
         self.reaper.forget();
+        #[cfg(target_os = "linux")]
+        self.pool.forget();
     }
 }
 

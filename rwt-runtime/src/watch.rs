@@ -49,7 +49,7 @@ pub(crate) enum Outcome<R> {
 }
 
 /// How waiting for the child ended.
-enum Waited {
+pub(crate) enum Waited {
     Frame,
     Died,
     Timeout,
@@ -70,26 +70,55 @@ pub(crate) fn watch<R: DeserializeOwned>(
 ) -> Outcome<R> {
     let mut child = Child::adopt(pid);
     tracing::debug!(target: "rwt", function, pid = child.pid(), "child started");
-    let mut reader = FrameReader::new(opts.result_limit);
+    let (waited, reader) = exchange(
+        &mut child,
+        channel.fd(),
+        outgoing,
+        opts.result_limit,
+        deadline,
+    );
+    drop(channel);
+    conclude(function, opts, child, waited, reader, |child, _| {
+        finish(child, opts.kill);
+    })
+}
+
+/// Sends `outgoing` and waits for the answer, the child's end or the
+/// deadline.
+pub(crate) fn exchange(
+    child: &mut Child,
+    channel: &OwnedFd,
+    outgoing: Vec<u8>,
+    limit: u64,
+    deadline: Deadline,
+) -> (Waited, FrameReader) {
+    let mut reader = FrameReader::new(limit);
     let mut outgoing = Outgoing {
         data: outgoing,
         sent: 0,
     };
-    let waited = wait(
-        &mut child,
-        channel.fd(),
-        &mut outgoing,
-        &mut reader,
-        deadline,
-    );
-    drop(channel);
+    let waited = wait(child, channel, &mut outgoing, &mut reader, deadline);
+    (waited, reader)
+}
+
+/// What the end of an exchange means for the caller. A child that answered
+/// goes to `answered` (fork and exec finish it; the pool may keep it); any
+/// other is reaped, killed or left as an orphan here.
+pub(crate) fn conclude<R: DeserializeOwned>(
+    function: &str,
+    opts: &Checked,
+    mut child: Child,
+    waited: Waited,
+    reader: FrameReader,
+    answered: impl FnOnce(Child, Kind),
+) -> Outcome<R> {
     match waited {
         Waited::Frame => {
             let pid = child.pid();
-            finish(child, opts.kill);
             let Some(frame) = reader.into_frame() else {
                 unreachable!("a complete frame was read")
             };
+            answered(child, frame.kind);
             tracing::debug!(target: "rwt", function, pid, bytes = frame.body.len(), "result received");
             match frame.kind {
                 Kind::Value => decoded(&frame.body, Outcome::Value),

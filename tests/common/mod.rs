@@ -183,16 +183,17 @@ pub fn helper_command(test: &str, role: &str) -> std::process::Command {
     cmd
 }
 
-/// Defines each `#[timeout(...)]` function twice, in modules `fork` and
-/// `exec`, identical but for the mode, so one test body runs in both.
-/// Every function names at least one option and a return type.
+/// Defines each `#[timeout(...)]` function three times, in modules `fork`,
+/// `exec` and `pool`, identical but for the mode, so one test body runs in
+/// every mode. Every function names at least one option and a return type.
 #[macro_export]
-macro_rules! in_both_modes {
+macro_rules! in_every_mode {
     ($(
         $(#[doc = $doc:literal])*
         #[timeout($($opt:tt)+)]
         fn $name:ident $args:tt -> $ret:ty $body:block
     )*) => {
+        #[allow(dead_code)]
         pub mod fork {
             #[allow(unused_imports)]
             use super::*;
@@ -202,6 +203,7 @@ macro_rules! in_both_modes {
                 pub fn $name $args -> $ret $body
             )*
         }
+        #[allow(dead_code)]
         pub mod exec {
             #[allow(unused_imports)]
             use super::*;
@@ -211,13 +213,23 @@ macro_rules! in_both_modes {
                 pub fn $name $args -> $ret $body
             )*
         }
+        #[allow(dead_code)]
+        pub mod pool {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                $(#[doc = $doc])*
+                #[rwt::timeout($($opt)+, mode = "pool")]
+                pub fn $name $args -> $ret $body
+            )*
+        }
     };
 }
 
-/// Turns each `fn name(m) { body }` into a module `name` with two tests,
-/// `fork` and `exec`, where `m` names the functions of that mode.
+/// Turns each `fn name(m) { body }` into a module `name` with three tests,
+/// `fork`, `exec` and `pool`, where `m` names the functions of that mode.
 #[macro_export]
-macro_rules! test_in_both_modes {
+macro_rules! test_in_every_mode {
     ($(
         $(#[doc = $doc:literal])*
         fn $name:ident($m:ident) $body:block
@@ -235,6 +247,11 @@ macro_rules! test_in_both_modes {
                 #[test]
                 fn exec() {
                     use super::exec as $m;
+                    $body
+                }
+                #[test]
+                fn pool() {
+                    use super::pool as $m;
                     $body
                 }
             }

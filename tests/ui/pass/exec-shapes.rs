@@ -32,6 +32,7 @@ impl Tool {
 
 fn main() {
     more();
+    pool_too();
     let c = Config { name: String::new() };
     let _: Result<u64, rwt::Error> = count("a", &[1], &c, (1, 2), 0);
     let _: Result<Result<u32, String>, rwt::Error> = checked("1");
@@ -52,4 +53,13 @@ fn labelled<'a>(named: &'a Named<'a>, extra: Named<'static>) -> usize {
 fn more() {
     let n = Named { label: "x".into() };
     let _: Result<usize, rwt::Error> = labelled(&n, Named { label: "y".into() });
+}
+
+#[rwt::timeout(secs = 0.5, mode = "pool", ntries = 2)]
+fn pooled(text: &str, n: u32) -> Result<String, String> {
+    Ok(format!("{text}{n}"))
+}
+
+fn pool_too() {
+    let _: Result<Result<String, String>, rwt::Error> = pooled("a", 1);
 }

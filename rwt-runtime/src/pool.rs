@@ -1,0 +1,284 @@
+//! Pool mode: exec workers started once and reused, so a call costs a round
+//! trip on a socket instead of a process start.
+//!
+//! - **No queueing.** A call takes an idle worker or gets a fresh one at
+//!   once; its deadline never includes someone else's call. At most
+//!   [`set_pool_size`] idle workers are kept (default: the number of CPUs);
+//!   one idle for [`IDLE_TIMEOUT`] retires.
+//! - **A failed worker never hurts the next call.** A worker that timed
+//!   out, panicked, crashed or died while idle is not used again (killed,
+//!   reaped, or left as an orphan with `kill = false`), and a replacement is
+//!   started in the background.
+//! - **Workers live as long as the caller's process.** They are started by
+//!   one pool thread that lives for the whole process (PR_SET_PDEATHSIG
+//!   fires when the *thread* that started a child ends), and they exit when
+//!   their channel closes.
+//! - Each worker is a child subreaper and kills and reaps whatever a call
+//!   started before it answers: nothing a call started outlives the call.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+
+use crate::codec::Kind;
+use crate::deadline::Deadline;
+use crate::options::Checked;
+use crate::process::Child;
+use crate::reaper;
+use crate::registry::{self, RegisteredFd};
+use crate::watch::{self, Outcome};
+
+/// How long a worker may stay idle before it retires.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A started worker, ready for calls.
+pub(crate) struct Worker {
+    child: Child,
+    channel: RegisteredFd,
+    idle_since: Instant,
+}
+
+/// What a call asks of the pool thread.
+enum Request {
+    /// Start a worker for me now.
+    Spawn(mpsc::SyncSender<io::Result<Worker>>),
+    /// A worker was lost: start one to keep idle.
+    Replace,
+}
+
+/// The pool's part of rwt's shared state.
+pub(crate) struct State {
+    idle: Vec<Worker>,
+    max_idle: Option<usize>,
+    thread: Option<mpsc::Sender<Request>>,
+}
+
+impl State {
+    pub(crate) const fn new() -> Self {
+        State {
+            idle: Vec::new(),
+            max_idle: None,
+            thread: None,
+        }
+    }
+
+    fn max_idle(&self) -> usize {
+        self.max_idle.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+        })
+    }
+
+    /// In a child rwt forked (or a child of the user's own `fork()`): the
+    /// workers and the pool thread are the parent's. Forget them without
+    /// touching anything (their channels are registered descriptors, which a
+    /// child rwt forked closes with the rest).
+    pub(crate) fn forget(&mut self) {
+        for worker in self.idle.drain(..) {
+            std::mem::forget(worker);
+        }
+        if let Some(thread) = self.thread.take() {
+            std::mem::forget(thread);
+        }
+    }
+}
+
+/// Sets how many idle workers the pool keeps at most (default: the number
+/// of CPUs). Extra idle workers retire at once; 0 keeps none, so every call
+/// starts a fresh worker. Calls in flight are never affected.
+pub fn set_pool_size(max_idle: usize) {
+    let retired: Vec<Worker> = {
+        let mut shared = registry::lock();
+        shared.pool.max_idle = Some(max_idle);
+        let keep = shared.pool.idle.len().min(max_idle);
+        shared.pool.idle.drain(keep..).collect()
+    };
+    retired.into_iter().for_each(retire);
+}
+
+/// Runs one attempt of function `id` with its encoded `args` on a worker.
+pub(crate) fn attempt<R: DeserializeOwned>(
+    function: &str,
+    opts: &Checked,
+    id: u64,
+    args: &[u8],
+) -> Outcome<R> {
+    let deadline = Deadline::after(opts.secs);
+    // What the caller printed so far goes out before what the worker prints.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let worker = match take_idle() {
+        Some(w) => w,
+        None => match start_via_pool_thread() {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::debug!(target: "rwt", function, error = %e, "spawn failed");
+                return Outcome::Spawn(e);
+            }
+        },
+    };
+    let Worker {
+        mut child, channel, ..
+    } = worker;
+    let mut request = Vec::with_capacity(16 + args.len());
+    request.extend_from_slice(&id.to_le_bytes());
+    request.extend_from_slice(&(args.len() as u64).to_le_bytes());
+    request.extend_from_slice(args);
+    let (waited, reader) = watch::exchange(
+        &mut child,
+        channel.fd(),
+        request,
+        opts.result_limit,
+        deadline,
+    );
+    let mut kept = false;
+    let outcome = watch::conclude(function, opts, child, waited, reader, |child, kind| {
+        let worker = Worker {
+            child,
+            channel,
+            idle_since: Instant::now(),
+        };
+        if kind == Kind::Panic {
+            // A worker whose function panicked leaves (it exits on its own).
+            retire(worker);
+        } else {
+            give_back(worker);
+            kept = true;
+        }
+    });
+    if !kept {
+        ask(Request::Replace);
+    }
+    outcome
+}
+
+/// The most recently used idle worker that is still alive.
+fn take_idle() -> Option<Worker> {
+    loop {
+        let mut worker = registry::lock().pool.idle.pop()?;
+        if worker.child.has_exited() {
+            // Killed or crashed while idle: reap it, try the next one.
+            let _ = worker.child.reap();
+            ask(Request::Replace);
+            continue;
+        }
+        return Some(worker);
+    }
+}
+
+fn give_back(worker: Worker) {
+    let extra = {
+        let mut shared = registry::lock();
+        if shared.pool.idle.len() < shared.pool.max_idle() {
+            shared.pool.idle.push(worker);
+            None
+        } else {
+            Some(worker)
+        }
+    };
+    if let Some(worker) = extra {
+        retire(worker);
+    }
+}
+
+/// Closes a worker's channel, so it exits, and lets the reaper collect it.
+fn retire(worker: Worker) {
+    let Worker { child, channel, .. } = worker;
+    drop(channel);
+    reaper::adopt(child);
+}
+
+/// Sends a request to the pool thread, starting it if this process has
+/// none yet.
+fn ask(request: Request) {
+    let sender = {
+        let mut shared = registry::lock();
+        match &shared.pool.thread {
+            Some(s) => s.clone(),
+            None => {
+                let (tx, rx) = mpsc::channel();
+                let started = std::thread::Builder::new()
+                    .name("rwt-pool".into())
+                    .spawn(move || pool_thread(&rx));
+                if started.is_err() {
+                    return;
+                }
+                shared.pool.thread = Some(tx.clone());
+                tx
+            }
+        }
+    };
+    let _ = sender.send(request);
+}
+
+fn start_via_pool_thread() -> io::Result<Worker> {
+    let (tx, rx) = mpsc::sync_channel(1);
+    ask(Request::Spawn(tx));
+    rx.recv()
+        .map_err(|_| io::Error::other("the rwt pool thread could not be started"))?
+}
+
+/// The pool thread: starts workers on request (so their PR_SET_PDEATHSIG
+/// is tied to a thread that lives as long as the process), keeps spares,
+/// retires workers idle for too long.
+fn pool_thread(requests: &mpsc::Receiver<Request>) {
+    loop {
+        match requests.recv_timeout(Duration::from_secs(1)) {
+            Ok(Request::Spawn(reply)) => {
+                let _ = reply.send(start_worker());
+            }
+            Ok(Request::Replace) => {
+                let wanted = {
+                    let shared = registry::lock();
+                    shared.pool.idle.len() < shared.pool.max_idle()
+                };
+                if wanted {
+                    if let Ok(worker) = start_worker() {
+                        give_back(worker);
+                    }
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => retire_expired(),
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+fn retire_expired() {
+    let expired: Vec<Worker> = {
+        let mut shared = registry::lock();
+        let (old, fresh): (Vec<Worker>, Vec<Worker>) = shared
+            .pool
+            .idle
+            .drain(..)
+            .partition(|w| w.idle_since.elapsed() >= IDLE_TIMEOUT);
+        shared.pool.idle = fresh;
+        old
+    };
+    expired.into_iter().for_each(retire);
+}
+
+/// Starts a worker and sends it its handshake.
+fn start_worker() -> io::Result<Worker> {
+    let (pid, channel, handshake) = crate::exec::spawn(true, true, 0, &[])?;
+    let child = Child::adopt(pid);
+    let mut sent = 0;
+    while sent < handshake.len() {
+        let flags = nix::sys::socket::MsgFlags::MSG_NOSIGNAL;
+        match nix::sys::socket::send(channel.fd().as_raw_fd(), &handshake[sent..], flags) {
+            Ok(n) => sent += n,
+            Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
+            Err(e) => {
+                let _ = crate::watch::kill(child, Duration::ZERO);
+                return Err(e.into());
+            }
+        }
+    }
+    tracing::debug!(target: "rwt", pid = child.pid(), "pool worker started");
+    Ok(Worker {
+        child,
+        channel,
+        idle_since: Instant::now(),
+    })
+}

@@ -1,0 +1,138 @@
+//! What pool mode adds: warm workers reused (their statics live on), no
+//! queueing, and a failed worker that never hurts the next call.
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{reaped, wait_until, KillOnDrop};
+use rwt::timeout;
+
+static SERVED: AtomicU32 = AtomicU32::new(0);
+
+/// The worker's pid and how many calls it has served.
+#[timeout(secs = 5.0, mode = "pool")]
+fn count() -> (u32, u32) {
+    (
+        std::process::id(),
+        SERVED.fetch_add(1, Ordering::SeqCst) + 1,
+    )
+}
+
+#[test]
+fn a_worker_serves_call_after_call_and_its_statics_live_on() {
+    let served: Vec<(u32, u32)> = (0..20).map(|_| count().unwrap()).collect();
+    // Other tests share the pool: look at each worker's own sequence.
+    let mut most = 0;
+    for pid in served.iter().map(|s| s.0) {
+        let counts: Vec<u32> = served.iter().filter(|s| s.0 == pid).map(|s| s.1).collect();
+        assert!(counts.windows(2).all(|w| w[0] < w[1]), "{pid}: {counts:?}");
+        most = most.max(counts.len());
+    }
+    assert!(most >= 2, "no worker served twice: {served:?}");
+    assert_ne!(served[0].0, std::process::id());
+}
+
+#[timeout(secs = 5.0, mode = "pool")]
+fn whoami() -> u32 {
+    std::process::id()
+}
+
+#[timeout(secs = 0.2, mode = "pool")]
+fn hangs(pid_file: String) -> u8 {
+    std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
+    std::thread::sleep(Duration::from_secs(30));
+    0
+}
+
+#[test]
+fn a_timed_out_worker_is_gone_and_the_next_call_gets_another() {
+    let pid_file = common::Scratch::new("pool-hang");
+    assert!(hangs(pid_file.arg()).unwrap_err().is_timeout());
+    let dead = common::read_pid(pid_file.path(), Duration::ZERO).unwrap();
+    let _cleanup = KillOnDrop(vec![dead]);
+    assert!(reaped(dead), "the timed-out worker {dead} is still there");
+    let start = Instant::now();
+    let next = whoami().unwrap();
+    assert_ne!(next, dead);
+    assert!(start.elapsed() < Duration::from_secs(1));
+}
+
+#[timeout(secs = 5.0, mode = "pool")]
+fn panics_in(pid_file: String) -> u8 {
+    std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
+    panic!("worker trouble")
+}
+
+#[test]
+fn every_panic_report_arrives_and_the_worker_is_replaced() {
+    for _ in 0..8 {
+        let pid_file = common::Scratch::new("pool-panic");
+        match panics_in(pid_file.arg()) {
+            Err(rwt::Error::Panicked { message, .. }) => {
+                assert!(
+                    message.starts_with("worker trouble (tests/pool.rs:"),
+                    "{message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let dead = common::read_pid(pid_file.path(), Duration::ZERO).unwrap();
+        assert!(wait_until(Duration::from_secs(1), || reaped(dead)));
+        assert_ne!(whoami().unwrap(), dead);
+    }
+}
+
+#[timeout(secs = 5.0, mode = "pool")]
+fn exits_in(pid_file: String) -> u8 {
+    std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
+    std::process::exit(4)
+}
+
+#[test]
+fn a_crashed_worker_is_reported_and_replaced() {
+    let pid_file = common::Scratch::new("pool-crash");
+    match exits_in(pid_file.arg()) {
+        Err(rwt::Error::Crashed { exit_code, .. }) => assert_eq!(exit_code, Some(4)),
+        other => panic!("{other:?}"),
+    }
+    let dead = common::read_pid(pid_file.path(), Duration::ZERO).unwrap();
+    assert_ne!(whoami().unwrap(), dead);
+}
+
+#[test]
+fn an_idle_worker_killed_from_outside_does_not_fail_the_next_call() {
+    let idle = whoami().unwrap();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(idle as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    assert!(wait_until(Duration::from_secs(1), || !common::alive(idle)));
+    for _ in 0..5 {
+        assert_ne!(whoami().unwrap(), idle);
+    }
+}
+
+#[timeout(secs = 5.0, mode = "pool")]
+fn takes(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+#[test]
+fn twelve_concurrent_calls_never_wait_for_each_other() {
+    let start = Instant::now();
+    let calls: Vec<_> = (0..12)
+        .map(|_| std::thread::spawn(|| takes(300).unwrap()))
+        .collect();
+    for c in calls {
+        assert_eq!(c.join().unwrap(), 300);
+    }
+    // Queued behind two workers they would take 1.8 s.
+    assert!(
+        start.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        start.elapsed()
+    );
+}

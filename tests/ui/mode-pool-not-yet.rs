@@ -1,6 +1,0 @@
-#[rwt::timeout(mode = "pool")]
-fn f() -> u8 {
-    1
-}
-
-fn main() {}
