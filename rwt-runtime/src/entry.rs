@@ -100,6 +100,48 @@ fn find(id: u64) -> Option<&'static ExecFn> {
     None
 }
 
+/// Is `f` part of the main executable (not of a library loaded with
+/// `dlopen`)? A child is a fresh run of the main executable: a function
+/// that lives elsewhere cannot be found there.
+pub(crate) fn in_main_executable(f: &'static ExecFn) -> bool {
+    use nix::libc::{dl_iterate_phdr, dl_phdr_info, size_t, PT_LOAD};
+    use std::ffi::c_void;
+
+    struct Query {
+        addr: usize,
+        found: bool,
+    }
+
+    unsafe extern "C" fn first_object(
+        info: *mut dl_phdr_info,
+        _size: size_t,
+        data: *mut c_void,
+    ) -> nix::libc::c_int {
+        // SAFETY: dl_iterate_phdr passes a valid info for the duration of
+        // the call, and `data` is the `Query` given below.
+        let (info, query) = unsafe { (&*info, &mut *data.cast::<Query>()) };
+        // SAFETY: dlpi_phdr points at dlpi_phnum program headers.
+        let headers =
+            unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) };
+        for h in headers.iter().filter(|h| h.p_type == PT_LOAD) {
+            let start = info.dlpi_addr as usize + h.p_vaddr as usize;
+            if (start..start + h.p_memsz as usize).contains(&query.addr) {
+                query.found = true;
+            }
+        }
+        1 // the main program comes first: stop after it
+    }
+
+    let mut query = Query {
+        addr: ptr::from_ref(f) as usize,
+        found: false,
+    };
+    // SAFETY: the callback matches dl_iterate_phdr's contract and only reads
+    // what it is given; `query` outlives the call.
+    unsafe { dl_iterate_phdr(Some(first_object), ptr::from_mut(&mut query).cast()) };
+    query.found
+}
+
 /// The stable id of a function: FNV-1a of its path and signature.
 pub const fn function_id(text: &str) -> u64 {
     let bytes = text.as_bytes();

@@ -131,10 +131,7 @@ pub mod __private {
         R: CrossesProcesses,
     {
         std::hint::black_box(registration);
-        let args = crate::codec::encode(args).map_err(|detail| Error::Codec {
-            function: function.to_owned(),
-            detail: detail.replace("the result", "the arguments"),
-        })?;
+        let args = encode_args(function, registered, args)?;
         crate::run::run(options, function, |opts| {
             crate::exec::attempt(function, opts, registered.id(), &args)
         })
@@ -160,12 +157,33 @@ pub mod __private {
         R: CrossesProcesses,
     {
         std::hint::black_box(registration);
-        let args = crate::codec::encode(args).map_err(|detail| Error::Codec {
-            function: function.to_owned(),
-            detail: detail.replace("the result", "the arguments"),
-        })?;
+        let args = encode_args(function, registered, args)?;
         crate::run::run(options, function, |opts| {
             crate::pool::attempt(function, opts, registered.id(), &args)
+        })
+    }
+
+    /// Checks that a fresh run of the executable can find the function, and
+    /// encodes its arguments.
+    #[cfg(target_os = "linux")]
+    fn encode_args<A: Serialize>(
+        function: &str,
+        registered: &'static ExecFn,
+        args: &A,
+    ) -> Result<Vec<u8>, Error> {
+        if !crate::entry::in_main_executable(registered) {
+            return Err(Error::Spawn {
+                function: function.to_owned(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "exec and pool modes run a fresh copy of the main executable, and this \
+                     function lives in a library loaded into it (dlopen): use mode = \"fork\"",
+                ),
+            });
+        }
+        crate::codec::encode(args).map_err(|detail| Error::Codec {
+            function: function.to_owned(),
+            detail: detail.replace("the result", "the arguments"),
         })
     }
 
