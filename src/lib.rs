@@ -101,6 +101,20 @@
 //! # Ok::<(), rwt::Error>(())
 //! ```
 //!
+//! # Byte payloads
+//!
+//! A `Vec<u8>` crosses as an array of numbers (up to twice its size, and
+//! slow to encode); [`Bytes`] crosses as one binary, at memory speed:
+//!
+//! ```
+//! #[rwt::timeout(secs = 5.0)]
+//! fn checksum(data: rwt::Bytes) -> rwt::Bytes {
+//!     let sum = data.iter().fold(0u8, |a, b| a.wrapping_add(*b));
+//!     rwt::Bytes::from(vec![sum])
+//! }
+//! assert_eq!(checksum(vec![1, 2, 3].into()).unwrap().into_vec(), [6]);
+//! ```
+//!
 //! # Commands with a deadline
 //!
 //! [`CommandExt`] adds `status_timeout`, `output_timeout` and their
@@ -118,7 +132,7 @@
 #![warn(missing_docs)]
 
 pub use rwt_macros::timeout;
-pub use rwt_runtime::{run_with_timeout, CommandExt, Error, Options};
+pub use rwt_runtime::{run_with_timeout, Bytes, CommandExt, Error, Options};
 #[cfg(target_os = "linux")]
 pub use rwt_runtime::{set_pool_size, POOL_IDLE_TIMEOUT};
 

@@ -205,7 +205,15 @@ pub(crate) fn write_frame(
     fd: &impl std::os::fd::AsFd,
     (kind, body): &(Kind, Vec<u8>),
 ) -> nix::Result<()> {
-    write_all(fd, &codec::header(*kind, body.len()))?;
+    let header = codec::header(*kind, body.len());
+    if body.len() <= 64 * 1024 {
+        // One write for the common small frame.
+        let mut frame = Vec::with_capacity(header.len() + body.len());
+        frame.extend_from_slice(&header);
+        frame.extend_from_slice(body);
+        return write_all(fd, &frame);
+    }
+    write_all(fd, &header)?;
     write_all(fd, body)
 }
 

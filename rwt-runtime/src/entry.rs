@@ -31,7 +31,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
 use nix::sys::socket::{getsockopt, sockopt};
 use serde::de::DeserializeOwned;
@@ -49,6 +49,8 @@ pub struct ExecFn {
     id: u64,
     run: fn(&[u8]) -> ExecFrame,
     next: AtomicPtr<ExecFn>,
+    /// Whether it lives in the main executable: 0 unknown, 1 yes, 2 no.
+    in_main: AtomicU8,
 }
 
 impl ExecFn {
@@ -58,6 +60,7 @@ impl ExecFn {
             id,
             run,
             next: AtomicPtr::new(ptr::null_mut()),
+            in_main: AtomicU8::new(0),
         }
     }
 
@@ -104,6 +107,18 @@ fn find(id: u64) -> Option<&'static ExecFn> {
 /// `dlopen`)? A child is a fresh run of the main executable: a function
 /// that lives elsewhere cannot be found there.
 pub(crate) fn in_main_executable(f: &'static ExecFn) -> bool {
+    match f.in_main.load(Ordering::Relaxed) {
+        1 => return true,
+        2 => return false,
+        _ => {}
+    }
+    let found = find_in_main_executable(f);
+    f.in_main
+        .store(if found { 1 } else { 2 }, Ordering::Relaxed);
+    found
+}
+
+fn find_in_main_executable(f: &'static ExecFn) -> bool {
     use nix::libc::{dl_iterate_phdr, dl_phdr_info, size_t, PT_LOAD};
     use std::ffi::c_void;
 
@@ -312,15 +327,18 @@ fn serve_pool(channel: OwnedFd) -> ! {
     // Descendants that lose their parent come to the worker, to be reaped.
     let _ = nix::sys::prctl::set_child_subreaper(true);
     let mut stream = std::os::unix::net::UnixStream::from(channel);
+    // Reused from call to call (zeroed once): a small request arrives in
+    // one read.
+    let mut buf: Vec<u8> = vec![0; 64 * 1024];
     loop {
-        let mut head = [0u8; 16];
-        if stream.read_exact(&mut head).is_err() {
+        let mut filled = 0;
+        if read_at_least(&mut stream, &mut buf, &mut filled, 16).is_err() {
             child::exit_now(0);
         }
         let mut word = [0u8; 8];
-        word.copy_from_slice(&head[..8]);
+        word.copy_from_slice(&buf[..8]);
         let id = u64::from_le_bytes(word);
-        word.copy_from_slice(&head[8..]);
+        word.copy_from_slice(&buf[8..16]);
         let len = u64::from_le_bytes(word);
         if len > ARGS_LIMIT {
             reply_and_leave(
@@ -328,10 +346,11 @@ fn serve_pool(channel: OwnedFd) -> ! {
                 &format!("arguments of {len} bytes exceed the limit of {ARGS_LIMIT} bytes"),
             );
         }
-        let mut args = vec![0u8; usize::try_from(len).unwrap_or(0)];
-        if stream.read_exact(&mut args).is_err() {
+        let total = 16 + usize::try_from(len).unwrap_or(usize::MAX - 16);
+        if read_at_least(&mut stream, &mut buf, &mut filled, total).is_err() {
             child::exit_now(0);
         }
+        let args = &buf[16..total];
         let Some(f) = find(id) else {
             reply_and_leave(
                 &stream,
@@ -341,8 +360,11 @@ fn serve_pool(channel: OwnedFd) -> ! {
         // Whatever the last call did to SIGTERM, this one starts with the
         // default: the kill ladder relies on it.
         child::reset_sigterm();
-        let ExecFrame(kind, bytes) = (f.run)(&args);
-        drop(args);
+        let ExecFrame(kind, bytes) = (f.run)(args);
+        if buf.len() > 1 << 20 {
+            // Do not keep a large request's buffer for the calls after it.
+            buf = vec![0; 64 * 1024];
+        }
         reap_descendants();
         let _ = std::io::stdout().flush();
         let panicked = kind == Kind::Panic;
@@ -353,11 +375,44 @@ fn serve_pool(channel: OwnedFd) -> ! {
     }
 }
 
+/// Reads from `stream` until `buf[..*filled]` holds at least `want` bytes,
+/// growing `buf` (zeroed) if it is too small.
+fn read_at_least(
+    stream: &mut std::os::unix::net::UnixStream,
+    buf: &mut Vec<u8>,
+    filled: &mut usize,
+    want: usize,
+) -> std::io::Result<()> {
+    if buf.len() < want {
+        buf.resize(want, 0);
+    }
+    while *filled < want {
+        match stream.read(&mut buf[*filled..]) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => *filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Kills and reaps every process the last call left behind: the worker's
 /// own children (and, as a subreaper, any orphaned grandchildren that came
 /// to it), until none is left. Only its own children, by pid: never
 /// `waitpid(-1)`.
 fn reap_descendants() {
+    // The usual case, in one system call: no child at all (ECHILD). Only
+    // looks (WNOWAIT): nothing is reaped here.
+    let none = nix::sys::wait::waitid(
+        nix::sys::wait::Id::All,
+        nix::sys::wait::WaitPidFlag::WEXITED
+            | nix::sys::wait::WaitPidFlag::WNOHANG
+            | nix::sys::wait::WaitPidFlag::WNOWAIT,
+    );
+    if none == Err(nix::errno::Errno::ECHILD) {
+        return;
+    }
     for _ in 0..64 {
         let children = own_children();
         if children.is_empty() {

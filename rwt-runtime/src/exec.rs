@@ -113,9 +113,9 @@ pub(crate) fn attempt<R: DeserializeOwned>(
 ) -> Outcome<R> {
     // The deadline runs from the call: the cost of starting counts.
     let deadline = Deadline::after(opts.secs);
-    match spawn(opts.kill, false, id, args) {
-        Ok((pid, channel, outgoing)) => {
-            watch::watch(function, opts, pid, channel, outgoing, deadline)
+    match spawn(opts.kill, false, id, args.len()) {
+        Ok((pid, channel, handshake)) => {
+            watch::watch(function, opts, pid, channel, (handshake, args), deadline)
         }
         Err(e) => {
             tracing::debug!(target: "rwt", function, error = %e, "spawn failed");
@@ -145,12 +145,12 @@ fn process() -> io::Result<&'static Process> {
 }
 
 /// Starts the child (or a pool worker). Returns its pid, the caller's end of
-/// the channel, and the bytes to send it (handshake, then arguments).
+/// the channel, and the handshake to send it (the arguments follow it).
 pub(crate) fn spawn(
     kill: bool,
     pool: bool,
     id: u64,
-    args: &[u8],
+    args_len: usize,
 ) -> io::Result<(Pid, RegisteredFd, Vec<u8>)> {
     crate::entry::keep_linked();
     // What the caller printed so far goes out before anything the child
@@ -191,6 +191,11 @@ pub(crate) fn spawn(
             RegisteredFd::new(&mut shared, theirs),
         )
     };
+    // Larger buffers: fewer round trips for large arguments and results
+    // (the kernel caps them at net.core.wmem_max).
+    for end in [ours.fd(), theirs.fd()] {
+        let _ = nix::sys::socket::setsockopt(end, nix::sys::socket::sockopt::SndBuf, &(1 << 20));
+    }
     let mut actions = PosixSpawnFileActions::init()?;
     // dup2 onto itself would keep close-on-exec: move it off 3 first.
     let theirs = if theirs.fd().as_raw_fd() == CHANNEL_FD {
@@ -222,12 +227,9 @@ pub(crate) fn spawn(
         id,
         kill,
         pool,
-        args_len: args.len() as u64,
+        args_len: args_len as u64,
     };
-    let mut outgoing = Vec::with_capacity(Handshake::LEN + args.len());
-    outgoing.extend_from_slice(&handshake.encode());
-    outgoing.extend_from_slice(args);
-    Ok((pid, ours, outgoing))
+    Ok((pid, ours, handshake.encode().to_vec()))
 }
 
 /// The caller's environment, less any variable of ours, plus the child's.

@@ -78,7 +78,7 @@ where
     // The deadline runs from the call: the cost of forking counts.
     let deadline = Deadline::after(opts.secs);
     match spawn(opts.kill, body, failed) {
-        Ok((pid, read)) => watch::watch(function, opts, pid, read, Vec::new(), deadline),
+        Ok((pid, read)) => watch::watch(function, opts, pid, read, (Vec::new(), &[]), deadline),
         Err(e) => {
             tracing::debug!(target: "rwt", function, error = %e, "spawn failed");
             Outcome::Spawn(e)

@@ -15,6 +15,7 @@ compile_error!(
      systems only (Linux is tested); Windows is not supported"
 );
 
+mod bytes;
 #[cfg(unix)]
 mod child;
 #[cfg(unix)]
@@ -44,6 +45,7 @@ mod run;
 #[cfg(unix)]
 mod watch;
 
+pub use bytes::Bytes;
 #[cfg(unix)]
 pub use command::CommandExt;
 pub use error::Error;

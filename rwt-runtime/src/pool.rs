@@ -121,16 +121,16 @@ pub(crate) fn attempt<R: DeserializeOwned>(
     let Worker {
         mut child, channel, ..
     } = worker;
-    let mut request = Vec::with_capacity(16 + args.len());
-    request.extend_from_slice(&id.to_le_bytes());
-    request.extend_from_slice(&(args.len() as u64).to_le_bytes());
-    request.extend_from_slice(args);
+    let mut head = Vec::with_capacity(16);
+    head.extend_from_slice(&id.to_le_bytes());
+    head.extend_from_slice(&(args.len() as u64).to_le_bytes());
     let (waited, reader) = watch::exchange(
         &mut child,
         channel.fd(),
-        request,
+        (head, args),
         opts.result_limit,
         deadline,
+        true,
     );
     let mut kept = false;
     let outcome = watch::conclude(function, opts, child, waited, reader, |child, kind| {
@@ -261,7 +261,7 @@ fn retire_expired() {
 
 /// Starts a worker and sends it its handshake.
 fn start_worker() -> io::Result<Worker> {
-    let (pid, channel, handshake) = crate::exec::spawn(true, true, 0, &[])?;
+    let (pid, channel, handshake) = crate::exec::spawn(true, true, 0, 0)?;
     let child = Child::adopt(pid);
     let mut sent = 0;
     while sent < handshake.len() {

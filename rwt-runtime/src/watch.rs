@@ -65,7 +65,7 @@ pub(crate) fn watch<R: DeserializeOwned>(
     opts: &Checked,
     pid: Pid,
     channel: RegisteredFd,
-    outgoing: Vec<u8>,
+    outgoing: (Vec<u8>, &[u8]),
     deadline: Deadline,
 ) -> Outcome<R> {
     let mut child = Child::adopt(pid);
@@ -76,6 +76,7 @@ pub(crate) fn watch<R: DeserializeOwned>(
         outgoing,
         opts.result_limit,
         deadline,
+        false,
     );
     drop(channel);
     conclude(function, opts, child, waited, reader, |child, _| {
@@ -88,16 +89,18 @@ pub(crate) fn watch<R: DeserializeOwned>(
 pub(crate) fn exchange(
     child: &mut Child,
     channel: &OwnedFd,
-    outgoing: Vec<u8>,
+    (head, body): (Vec<u8>, &[u8]),
     limit: u64,
     deadline: Deadline,
+    spin: bool,
 ) -> (Waited, FrameReader) {
     let mut reader = FrameReader::new(limit);
     let mut outgoing = Outgoing {
-        data: outgoing,
+        head,
+        body,
         sent: 0,
     };
-    let waited = wait(child, channel, &mut outgoing, &mut reader, deadline);
+    let waited = wait(child, channel, &mut outgoing, &mut reader, deadline, spin);
     (waited, reader)
 }
 
@@ -182,31 +185,60 @@ fn decoded<R: DeserializeOwned>(body: &[u8], wrap: fn(R) -> Outcome<R>) -> Outco
     }
 }
 
-/// Bytes for the child, written as it takes them.
-struct Outgoing {
-    data: Vec<u8>,
+/// How long a pool call looks for its answer before sleeping on `ppoll`.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// Is there something to read on `fd` right now?
+fn readable_now(fd: &OwnedFd) -> bool {
+    let mut fds = [nix::poll::PollFd::new(
+        fd.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0)
+}
+
+/// Bytes for the child, written as it takes them: a small head (a
+/// handshake, a request header) then the encoded arguments, sent together
+/// without copying them into one buffer.
+struct Outgoing<'a> {
+    head: Vec<u8>,
+    body: &'a [u8],
     sent: usize,
 }
 
-impl Outgoing {
+impl Outgoing<'_> {
+    fn len(&self) -> usize {
+        self.head.len() + self.body.len()
+    }
+
     fn pending(&self) -> bool {
-        self.sent < self.data.len()
+        self.sent < self.len()
+    }
+
+    /// Nothing more will be taken.
+    fn drop_rest(&mut self) {
+        self.sent = self.len();
     }
 
     /// Writes what the channel takes without blocking. A child that went
     /// away (EPIPE, ECONNRESET) takes nothing more: its exit tells the rest.
     fn push(&mut self, channel: &OwnedFd) -> Result<(), Waited> {
         while self.pending() {
+            let (head, body) = if self.sent < self.head.len() {
+                (&self.head[self.sent..], self.body)
+            } else {
+                (&[][..], &self.body[self.sent - self.head.len()..])
+            };
+            let parts = [std::io::IoSlice::new(head), std::io::IoSlice::new(body)];
             let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
-            match nix::sys::socket::send(channel.as_raw_fd(), &self.data[self.sent..], flags) {
+            match nix::sys::socket::sendmsg::<()>(channel.as_raw_fd(), &parts, &[], flags, None) {
                 Ok(n) => self.sent += n,
                 Err(Errno::EINTR) => {}
                 Err(Errno::EAGAIN) => return Ok(()),
-                Err(Errno::EPIPE | Errno::ECONNRESET) => self.sent = self.data.len(),
+                Err(Errno::EPIPE | Errno::ECONNRESET) => self.drop_rest(),
                 Err(e) => return Err(Waited::Io(e.into())),
             }
         }
-        self.data = Vec::new();
         Ok(())
     }
 }
@@ -217,14 +249,15 @@ impl Outgoing {
 fn wait(
     child: &mut Child,
     pipe: &OwnedFd,
-    outgoing: &mut Outgoing,
+    outgoing: &mut Outgoing<'_>,
     reader: &mut FrameReader,
     deadline: Deadline,
+    mut spin: bool,
 ) -> Waited {
-    let mut buf = vec![0u8; 64 * 1024];
     let mut pipe_open = true;
-    // What the last wait said is worth a look (all of it, at first).
-    let (mut look_pipe, mut look_child, mut look_write) = (true, true, true);
+    // What the last wait said is worth a look. At first only the write: the
+    // child is alive and has not answered yet (a wait tells otherwise).
+    let (mut look_pipe, mut look_child, mut look_write) = (false, false, true);
     loop {
         if look_write && outgoing.pending() {
             if let Err(e) = outgoing.push(pipe) {
@@ -232,7 +265,7 @@ fn wait(
             }
         }
         if pipe_open && look_pipe {
-            match drain(pipe, reader, &mut buf) {
+            match drain(pipe, reader) {
                 Ok(open) => pipe_open = open,
                 Err(e) => return e,
             }
@@ -243,7 +276,7 @@ fn wait(
         if look_child && child.has_exited() {
             // Everything it wrote is in the pipe already.
             if pipe_open {
-                if let Err(e) = drain(pipe, reader, &mut buf) {
+                if let Err(e) = drain(pipe, reader) {
                     return e;
                 }
             }
@@ -257,7 +290,7 @@ fn wait(
             // A frame completed in the last instant is a result, not a
             // timeout: look once more before deciding.
             if pipe_open {
-                if let Err(e) = drain(pipe, reader, &mut buf) {
+                if let Err(e) = drain(pipe, reader) {
                     return e;
                 }
             }
@@ -266,6 +299,20 @@ fn wait(
             } else {
                 Waited::Timeout
             };
+        }
+        if spin && !outgoing.pending() {
+            // A warm worker often answers within microseconds: look a few
+            // times before going to sleep (a wake-up costs more).
+            spin = false;
+            let until = std::time::Instant::now() + SPIN;
+            while std::time::Instant::now() < until {
+                if readable_now(pipe) {
+                    break;
+                }
+                std::hint::spin_loop();
+            }
+            look_pipe = true;
+            continue;
         }
         let exit_fd = child.exit_fd();
         // Without a pidfd nothing wakes us when the child ends: look again
@@ -278,7 +325,7 @@ fn wait(
         };
         if !pipe_open {
             // The child's side is closed: it reads nothing more either.
-            outgoing.sent = outgoing.data.len();
+            outgoing.drop_rest();
         }
         let pipe_fd = pipe_open.then(|| (pipe.as_fd(), outgoing.pending()));
         match deadline::wait_ready(pipe_fd, exit_fd, until) {
@@ -292,14 +339,21 @@ fn wait(
     }
 }
 
-/// Reads everything available. `Ok(false)` once the pipe reports end of
-/// file (the write end is closed everywhere).
-fn drain(pipe: &OwnedFd, reader: &mut FrameReader, buf: &mut [u8]) -> Result<bool, Waited> {
+/// Reads everything available: the header through a small buffer, the
+/// body straight into its place. `Ok(false)` once the channel reports end
+/// of file (the write end is closed everywhere).
+fn drain(pipe: &OwnedFd, reader: &mut FrameReader) -> Result<bool, Waited> {
+    let mut small = [0u8; 4096];
     while !reader.is_complete() {
-        match nix::unistd::read(pipe, buf) {
-            Ok(0) => return Ok(false),
-            Ok(n) => reader
-                .feed(&buf[..n])
+        let got = match reader.spare() {
+            Some(spare) => nix::unistd::read(pipe, spare).map(|n| (n, true)),
+            None => nix::unistd::read(pipe, &mut small).map(|n| (n, false)),
+        };
+        match got {
+            Ok((0, _)) => return Ok(false),
+            Ok((n, true)) => reader.filled(n),
+            Ok((n, false)) => reader
+                .feed(&small[..n])
                 .map_err(|e| Waited::BadFrame(e.to_string()))?,
             Err(Errno::EINTR) => {}
             Err(Errno::EAGAIN) => return Ok(true),
