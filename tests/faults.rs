@@ -13,36 +13,9 @@ use std::time::{Duration, Instant};
 
 use common::{alive, read_pid, reaped, wait_until, KillOnDrop, Scratch};
 use rwt::timeout;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Bytes as one MessagePack binary.
-#[derive(Debug, PartialEq)]
-pub struct Blob(Vec<u8>);
-
-impl Serialize for Blob {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Blob {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Blob;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E>(self, v: &[u8]) -> Result<Blob, E> {
-                Ok(Blob(v.to_vec()))
-            }
-            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Blob, E> {
-                Ok(Blob(v))
-            }
-        }
-        d.deserialize_byte_buf(V)
-    }
-}
+/// Bytes that cross as one MessagePack binary.
+pub type Blob = rwt::Bytes;
 
 in_every_mode! {
     /// Stops itself: SIGTERM cannot act until SIGCONT.
@@ -62,7 +35,7 @@ in_every_mode! {
 
     #[timeout(secs = 20.0)]
     fn quarter_gib() -> Blob {
-        Blob(vec![0xab; 256 << 20])
+        Blob::from(vec![0xab; 256 << 20])
     }
 
     #[timeout(secs = 5.0)]

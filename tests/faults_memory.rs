@@ -7,14 +7,8 @@ mod common;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use common::{read_pid, reaped, wait_until, KillOnDrop, Scratch};
+use common::{read_pid, reaped, rss_kib, wait_until, KillOnDrop, Scratch};
 use rwt::{Error, Options};
-
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
 
 /// The descriptor the child's result goes to: the one that is a pipe or a
 /// socket and not stdin, stdout or stderr.
@@ -61,21 +55,8 @@ in_every_mode! {
     }
 }
 
-macro_rules! in_each_mode {
-    ($m:ident, $body:block) => {{
-        {
-            use fork as $m;
-            $body
-        }
-        {
-            use exec as $m;
-            $body
-        }
-    }};
-}
-
 fn a_forged_length_prefix_is_refused_before_allocating() {
-    in_each_mode!(m, {
+    in_fork_and_exec!(m, {
         let pid_file = Scratch::new("forged");
         let before = rss_kib();
         let start = Instant::now();
@@ -123,7 +104,7 @@ fn a_result_over_the_cap_is_a_codec_error_before_its_size_is_allocated() {
 }
 
 fn a_two_gib_child_that_times_out_is_killed_and_reaped_on_time() {
-    in_each_mode!(m, {
+    in_fork_and_exec!(m, {
         let pid_file = Scratch::new("two-gib");
         let start = Instant::now();
         assert!(m::two_gib(pid_file.arg()).unwrap_err().is_timeout());

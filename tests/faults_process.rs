@@ -50,23 +50,10 @@ fn set(sig: Signal, handler: SigHandler, flags: SaFlags) -> SigAction {
     unsafe { signal::sigaction(sig, &action) }.unwrap()
 }
 
-macro_rules! in_each_mode {
-    ($m:ident, $body:block) => {{
-        {
-            use fork as $m;
-            $body
-        }
-        {
-            use exec as $m;
-            $body
-        }
-    }};
-}
-
 /// Fork, exec and pool.
 macro_rules! in_every_mode_here {
     ($m:ident, $body:block) => {{
-        in_each_mode!($m, $body);
+        in_fork_and_exec!($m, $body);
         {
             use pool as $m;
             $body
@@ -188,15 +175,15 @@ fn someone_else_reaping_never_turns_a_crash_into_a_success() {
 /// pool call that finds an idle worker needs no new descriptor at all.)
 fn out_of_descriptors_is_a_spawn_error_and_leaks_nothing() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    in_each_mode!(m, {
+    in_fork_and_exec!(m, {
         assert_eq!(m::fine(1).unwrap(), 1); // warm: lazily made state exists
     });
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
-    in_each_mode!(m, {
+    in_fork_and_exec!(m, {
         let open = common::fd_count() as u64;
         // The limit caps descriptor numbers: at the lowest free one, no new
         // descriptor can be made at all.
-        setrlimit(Resource::RLIMIT_NOFILE, lowest_free_fd(), hard).unwrap();
+        setrlimit(Resource::RLIMIT_NOFILE, common::lowest_free_fd(), hard).unwrap();
         let start = Instant::now();
         let r = m::fine(2);
         let elapsed = start.elapsed();
@@ -211,20 +198,6 @@ fn out_of_descriptors_is_a_spawn_error_and_leaks_nothing() {
         assert_eq!(common::fd_count() as u64, open);
         assert_eq!(m::fine(3).unwrap(), 3);
     });
-}
-
-fn lowest_free_fd() -> u64 {
-    let used: Vec<u64> = std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect();
-    // The descriptor read_dir held is closed now: its number is free again.
-    (0..).find(|n| !used.contains(n) || !fd_open(*n)).unwrap()
-}
-
-fn fd_open(fd: u64) -> bool {
-    std::fs::symlink_metadata(format!("/proc/self/fd/{fd}")).is_ok()
 }
 
 /// E1/E3: a rogue thread reaps every child of the process with

@@ -4,37 +4,8 @@
 
 mod common;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-/// Bytes encoded as one MessagePack binary (as `serde_bytes` would), not
-/// as an array of numbers.
-#[derive(Debug, PartialEq)]
-pub struct Blob(Vec<u8>);
-
-impl Serialize for Blob {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Blob {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Blob;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E>(self, v: &[u8]) -> Result<Blob, E> {
-                Ok(Blob(v.to_vec()))
-            }
-            fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Blob, E> {
-                Ok(Blob(v))
-            }
-        }
-        d.deserialize_byte_buf(V)
-    }
-}
+/// Bytes that cross as one MessagePack binary.
+pub type Blob = rwt::Bytes;
 
 pub fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 % 251) as u8).collect()
@@ -43,7 +14,7 @@ pub fn pattern(len: usize) -> Vec<u8> {
 in_every_mode! {
     #[timeout(secs = 20.0)]
     fn blob(len: usize) -> Blob {
-        Blob(pattern(len))
+        Blob::from(pattern(len))
     }
 
     #[timeout(secs = 20.0)]
@@ -63,7 +34,7 @@ test_in_every_mode! {
         // A frame's header is 9 bytes and MessagePack adds up to 5: cover
         // the whole frame landing just under, on and just over 64 KiB too.
         for len in [0, 1, 65_521, 65_522, 65_523, 65_535, 65_536, 65_537, 1 << 20] {
-            assert_eq!(m::blob(len).unwrap(), Blob(pattern(len)), "len {len}");
+            assert_eq!(m::blob(len).unwrap(), Blob::from(pattern(len)), "len {len}");
         }
     }
 
@@ -80,7 +51,7 @@ test_in_every_mode! {
     }
 
     fn a_64_mib_argument_arrives_whole(m) {
-        let data = Blob(pattern(64 << 20));
+        let data = Blob::from(pattern(64 << 20));
         let sum: u64 = data.0.iter().map(|&b| u64::from(b)).sum();
         assert_eq!(m::weigh(&data).unwrap(), (64 << 20, sum));
     }
@@ -89,7 +60,7 @@ test_in_every_mode! {
 #[test]
 fn a_result_over_the_limit_is_a_codec_error() {
     let opts = rwt::Options::new().secs(10.0).result_limit(1 << 20);
-    match rwt::run_with_timeout(&opts, || Blob(vec![0; 2 << 20])) {
+    match rwt::run_with_timeout(&opts, || Blob::from(vec![0u8; 2 << 20])) {
         Err(rwt::Error::Codec { detail, .. }) => {
             assert!(
                 detail.contains("exceeds the limit of 1048576 bytes"),

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{fd_count, thread_count, wait_until, zombie_children, KillOnDrop};
+use common::{fd_count, rss_kib, thread_count, wait_until, zombie_children, KillOnDrop};
 
 in_every_mode! {
     #[timeout(secs = 2.0)]
@@ -46,27 +46,6 @@ fn calls_per_mode() -> u32 {
         .unwrap_or(1000)
 }
 
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-/// The lowest descriptor number not in use: a limit there makes every new
-/// descriptor fail, so the next spawn fails.
-fn lowest_free_fd() -> u64 {
-    let used: Vec<u64> = std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .collect();
-    (0..)
-        .find(|n| {
-            !used.contains(n) || std::fs::symlink_metadata(format!("/proc/self/fd/{n}")).is_err()
-        })
-        .unwrap()
-}
-
 /// Descriptor and thread counts once they have stopped changing for 300 ms
 /// (the reaper collecting retired workers, then ending), within 5 s.
 fn settled() -> (usize, usize) {
@@ -88,7 +67,7 @@ fn settled() -> (usize, usize) {
 fn spawn_failure(call: impl FnOnce() -> Result<u32, rwt::Error>) {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
-    setrlimit(Resource::RLIMIT_NOFILE, lowest_free_fd(), hard).unwrap();
+    setrlimit(Resource::RLIMIT_NOFILE, common::lowest_free_fd(), hard).unwrap();
     let r = call();
     setrlimit(Resource::RLIMIT_NOFILE, soft, hard).unwrap();
     assert!(matches!(r, Err(rwt::Error::Spawn { .. })), "{r:?}");

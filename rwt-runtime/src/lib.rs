@@ -132,11 +132,14 @@ pub mod __private {
         A: Serialize,
         R: CrossesProcesses,
     {
-        std::hint::black_box(registration);
-        let args = encode_args(function, registered, args)?;
-        crate::run::run(options, function, |opts| {
-            crate::exec::attempt(function, opts, registered.id(), &args)
-        })
+        call_fresh(
+            options,
+            function,
+            registered,
+            registration,
+            args,
+            crate::exec::attempt,
+        )
     }
 
     /// Runs a pool-mode `#[timeout]` function on a pool worker; the
@@ -158,10 +161,34 @@ pub mod __private {
         A: Serialize,
         R: CrossesProcesses,
     {
+        call_fresh(
+            options,
+            function,
+            registered,
+            registration,
+            args,
+            crate::pool::attempt,
+        )
+    }
+
+    /// What exec and pool calls share: find, encode, retry.
+    #[cfg(target_os = "linux")]
+    fn call_fresh<A, R>(
+        options: &Options,
+        function: &'static str,
+        registered: &'static ExecFn,
+        registration: &'static extern "C" fn(),
+        args: &A,
+        attempt: fn(&str, &crate::options::Checked, u64, &[u8]) -> crate::watch::Outcome<R>,
+    ) -> Result<R, Error>
+    where
+        A: Serialize,
+        R: CrossesProcesses,
+    {
         std::hint::black_box(registration);
         let args = encode_args(function, registered, args)?;
         crate::run::run(options, function, |opts| {
-            crate::pool::attempt(function, opts, registered.id(), &args)
+            attempt(function, opts, registered.id(), &args)
         })
     }
 

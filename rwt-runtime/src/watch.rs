@@ -273,32 +273,26 @@ fn wait(
         if reader.is_complete() {
             return Waited::Frame;
         }
-        if look_child && child.has_exited() {
-            // Everything it wrote is in the pipe already.
+        // One last look at the channel before deciding the child is gone
+        // (everything it wrote is there already) or late (a frame completed
+        // in the last instant is a result, not a timeout).
+        let last_look = |reader: &mut FrameReader, otherwise: Waited| {
             if pipe_open {
                 if let Err(e) = drain(pipe, reader) {
                     return e;
                 }
             }
-            return if reader.is_complete() {
+            if reader.is_complete() {
                 Waited::Frame
             } else {
-                Waited::Died
-            };
+                otherwise
+            }
+        };
+        if look_child && child.has_exited() {
+            return last_look(reader, Waited::Died);
         }
         if deadline.passed() {
-            // A frame completed in the last instant is a result, not a
-            // timeout: look once more before deciding.
-            if pipe_open {
-                if let Err(e) = drain(pipe, reader) {
-                    return e;
-                }
-            }
-            return if reader.is_complete() {
-                Waited::Frame
-            } else {
-                Waited::Timeout
-            };
+            return last_look(reader, Waited::Timeout);
         }
         if spin && !outgoing.pending() {
             // A warm worker often answers within microseconds: look a few

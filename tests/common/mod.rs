@@ -73,6 +73,29 @@ pub fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
+/// Resident size of this process, KiB.
+pub fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// The lowest descriptor number not in use: with `RLIMIT_NOFILE` there, no
+/// new descriptor can be made (the limit caps numbers, not the count).
+pub fn lowest_free_fd() -> u64 {
+    let used: Vec<u64> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    // The descriptor read_dir held is closed by now: its number is free.
+    (0..)
+        .find(|n| {
+            !used.contains(n) || std::fs::symlink_metadata(format!("/proc/self/fd/{n}")).is_err()
+        })
+        .unwrap()
+}
+
 /// Threads of this process.
 pub fn thread_count() -> usize {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -224,6 +247,22 @@ macro_rules! in_every_mode {
             )*
         }
     };
+}
+
+/// Runs `$body` twice, with `$m` naming the `fork` module, then `exec` (for
+/// single-test binaries that cannot use `test_in_every_mode!`).
+#[macro_export]
+macro_rules! in_fork_and_exec {
+    ($m:ident, $body:block) => {{
+        {
+            use fork as $m;
+            $body
+        }
+        {
+            use exec as $m;
+            $body
+        }
+    }};
 }
 
 /// Turns each `fn name(m) { body }` into a module `name` with three tests,
