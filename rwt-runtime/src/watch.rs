@@ -396,3 +396,37 @@ pub(crate) fn reap_bounded(mut child: Child) -> Option<Status> {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// A child that does not end when told to (here: is never told) does
+    /// not hold the caller past the reap bound; the reaper takes it and
+    /// reaps it when it finally ends.
+    #[test]
+    fn a_reap_that_does_not_complete_does_not_hold_the_call() {
+        let sleeper = std::process::Command::new("sleep")
+            .arg("1.5")
+            .spawn()
+            .unwrap();
+        let pid = sleeper.id();
+        let child = Child::adopt(Pid::from_raw(pid as i32));
+        let start = Instant::now();
+        assert_eq!(reap_bounded(child), None);
+        let elapsed = start.elapsed();
+        assert!(elapsed >= REAP_BOUND, "{elapsed:?}");
+        assert!(
+            elapsed < REAP_BOUND + Duration::from_millis(100),
+            "{elapsed:?}"
+        );
+        // The reaper collects it once it ends: gone from the process table.
+        let gone = Instant::now() + Duration::from_secs(3);
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            assert!(Instant::now() < gone, "{pid} was never reaped");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop(sleeper);
+    }
+}
