@@ -115,6 +115,11 @@
 //! assert_eq!(checksum(vec![1, 2, 3].into()).unwrap().into_vec(), [6]);
 //! ```
 //!
+//! # Shutting down
+//!
+//! [`kill_all`] cancels every call in flight, in every mode: each returns
+//! [`Error::Cancelled`] with its child killed and reaped.
+//!
 //! # Commands with a deadline
 //!
 //! [`CommandExt`] adds `status_timeout`, `output_timeout` and their
@@ -132,7 +137,7 @@
 #![warn(missing_docs)]
 
 pub use rwt_macros::timeout;
-pub use rwt_runtime::{run_with_timeout, Bytes, CommandExt, Error, Options};
+pub use rwt_runtime::{kill_all, run_with_timeout, Bytes, CommandExt, Error, Options};
 #[cfg(target_os = "linux")]
 pub use rwt_runtime::{set_pool_size, POOL_IDLE_TIMEOUT};
 

@@ -153,6 +153,7 @@ enum Ended {
     Exited(ExitStatus),
     Timeout { orphan: Option<u32> },
     Lost,
+    Cancelled,
 }
 
 fn run(
@@ -186,6 +187,7 @@ fn run(
                 })
             }
             Ended::Timeout { orphan } => orphans.extend(orphan),
+            Ended::Cancelled => return Err(Error::Cancelled { function }),
         }
     }
     Err(Error::Timeout {
@@ -238,6 +240,7 @@ fn attempt_once(
         }
     };
     let mut buf = vec![0u8; 64 * 1024];
+    let cancel = crate::cancel::current();
     loop {
         drain(&mut pipes, &mut buf, &mut sink)?;
         if child.has_exited() || deadline.passed() {
@@ -253,7 +256,15 @@ fn attempt_once(
             }
             None => Deadline::after(deadline.remaining().min(FALLBACK_STEP)),
         };
-        deadline::wait_any(&fds, until)?;
+        if let Some(epoch) = &cancel {
+            fds.push(epoch.fd());
+        }
+        let ready = deadline::wait_any(&fds, until)?;
+        if cancel.is_some() && ready.last() == Some(&true) {
+            tracing::debug!(target: "rwt", function, pid = child.pid(), "cancelled, killing");
+            let _ = watch::kill(child, std::time::Duration::ZERO);
+            return Ok(Ended::Cancelled);
+        }
     }
     if child.has_exited() {
         // It ended on its own, even if the deadline has just passed too.

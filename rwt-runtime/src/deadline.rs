@@ -41,70 +41,61 @@ pub(crate) struct Ready {
     pub writable: bool,
     /// The exit descriptor is readable: the child ended.
     pub exited: bool,
+    /// The cancel descriptor is readable: `kill_all` ran.
+    pub cancelled: bool,
 }
 
 /// Longest single `ppoll`: long waits loop in chunks.
 const CHUNK: Duration = Duration::from_secs(3600);
 
 /// Waits until the channel is readable (or writable, if `want_write`), the
-/// exit descriptor is readable, or the deadline passes (then nothing is
-/// ready). `EINTR` restarts the wait with the time left computed again.
+/// exit descriptor is readable, the cancel descriptor is readable, or the
+/// deadline passes (then nothing is ready). `EINTR` restarts the wait with
+/// the time left computed again.
 pub(crate) fn wait_ready(
     channel: Option<(BorrowedFd<'_>, bool)>,
     exit: Option<BorrowedFd<'_>>,
+    cancel: Option<BorrowedFd<'_>>,
     deadline: Deadline,
 ) -> nix::Result<Ready> {
-    let channel_events = |want_write: bool| {
-        if want_write {
-            PollFlags::POLLIN | PollFlags::POLLOUT
-        } else {
-            PollFlags::POLLIN
-        }
-    };
+    let failed = PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL;
     loop {
         let left = deadline.remaining();
         if left.is_zero() {
             return Ok(Ready::default());
         }
         let timeout = nix::sys::time::TimeSpec::from_duration(left.min(CHUNK));
-        let (mut one, mut two);
-        let fds: &mut [PollFd<'_>] = match (channel, exit) {
-            (Some((c, w)), Some(e)) => {
-                two = [
-                    PollFd::new(c, channel_events(w)),
-                    PollFd::new(e, PollFlags::POLLIN),
-                ];
-                &mut two
+        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(3);
+        if let Some((c, want_write)) = channel {
+            let mut events = PollFlags::POLLIN;
+            if want_write {
+                events |= PollFlags::POLLOUT;
             }
-            (Some((c, w)), None) => {
-                one = [PollFd::new(c, channel_events(w))];
-                &mut one
-            }
-            (None, Some(e)) => {
-                one = [PollFd::new(e, PollFlags::POLLIN)];
-                &mut one
-            }
-            (None, None) => &mut [],
-        };
-        match ppoll(fds, timeout) {
-            Ok(0) => continue,
+            fds.push(PollFd::new(c, events));
+        }
+        for fd in [exit, cancel].into_iter().flatten() {
+            fds.push(PollFd::new(fd, PollFlags::POLLIN));
+        }
+        match ppoll(&mut fds, timeout) {
+            Ok(0) | Err(Errno::EINTR) => continue,
             Ok(_) => {
-                let events = |fd: &PollFd<'_>| fd.revents().unwrap_or(PollFlags::empty());
+                let mut events = fds
+                    .iter()
+                    .map(|fd| fd.revents().unwrap_or(PollFlags::empty()));
                 let mut ready = Ready::default();
-                let mut rest: &[PollFd<'_>] = fds;
                 if channel.is_some() {
-                    let ev = events(&rest[0]);
-                    let failed = PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL;
+                    let ev = events.next().unwrap_or(PollFlags::empty());
                     ready.readable = ev.intersects(PollFlags::POLLIN | failed);
                     ready.writable = ev.intersects(PollFlags::POLLOUT | failed);
-                    rest = &rest[1..];
                 }
                 if exit.is_some() {
-                    ready.exited = !events(&rest[0]).is_empty();
+                    ready.exited = events.next().is_some_and(|e| !e.is_empty());
+                }
+                if cancel.is_some() {
+                    ready.cancelled = events.next().is_some_and(|e| !e.is_empty());
                 }
                 return Ok(ready);
             }
-            Err(Errno::EINTR) => continue,
             Err(e) => return Err(e),
         }
     }
@@ -160,7 +151,7 @@ mod tests {
         let (r, _w) = nix::unistd::pipe().unwrap();
         let start = Instant::now();
         let soon = Deadline::after(Duration::from_millis(30));
-        let ready = wait_ready(Some((r.as_fd(), false)), None, soon).unwrap();
+        let ready = wait_ready(Some((r.as_fd(), false)), None, None, soon).unwrap();
         assert!(!ready.readable && !ready.writable && !ready.exited);
         assert!(start.elapsed() >= Duration::from_millis(30));
     }
@@ -171,11 +162,13 @@ mod tests {
         let (r2, w2) = nix::unistd::pipe().unwrap();
         nix::unistd::write(&w2, b"x").unwrap();
         let soon = Deadline::after(Duration::from_secs(5));
-        let ready = wait_ready(Some((r1.as_fd(), false)), Some(r2.as_fd()), soon).unwrap();
+        let ready = wait_ready(Some((r1.as_fd(), false)), Some(r2.as_fd()), None, soon).unwrap();
         assert!(!ready.readable && ready.exited);
-        let ready = wait_ready(None, Some(r2.as_fd()), soon).unwrap();
+        let ready = wait_ready(None, Some(r2.as_fd()), None, soon).unwrap();
         assert!(ready.exited);
-        let ready = wait_ready(Some((w2.as_fd(), true)), None, soon).unwrap();
+        let ready = wait_ready(Some((w2.as_fd(), true)), None, None, soon).unwrap();
         assert!(ready.writable);
+        let ready = wait_ready(None, Some(r1.as_fd()), Some(r2.as_fd()), soon).unwrap();
+        assert!(ready.cancelled && !ready.exited);
     }
 }

@@ -17,6 +17,8 @@ compile_error!(
 
 mod bytes;
 #[cfg(unix)]
+mod cancel;
+#[cfg(unix)]
 mod child;
 #[cfg(unix)]
 mod codec;
@@ -46,6 +48,8 @@ mod run;
 mod watch;
 
 pub use bytes::Bytes;
+#[cfg(unix)]
+pub use cancel::kill_all;
 #[cfg(unix)]
 pub use command::CommandExt;
 pub use error::Error;

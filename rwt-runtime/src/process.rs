@@ -151,7 +151,7 @@ impl Child {
             }
             match self.exit_fd() {
                 Some(fd) => {
-                    if deadline::wait_ready(None, Some(fd), deadline).is_err() {
+                    if deadline::wait_ready(None, Some(fd), None, deadline).is_err() {
                         return self.has_exited();
                     }
                 }

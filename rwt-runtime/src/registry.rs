@@ -23,6 +23,8 @@ pub(crate) struct Shared {
     fds: Vec<RawFd>,
     /// The orphan reaper's state.
     pub(crate) reaper: reaper::State,
+    /// The cancel epoch of `kill_all`.
+    pub(crate) cancel: crate::cancel::State,
     /// Pool mode's idle workers and thread.
     #[cfg(target_os = "linux")]
     pub(crate) pool: crate::pool::State,
@@ -32,6 +34,7 @@ static SHARED: Mutex<Shared> = Mutex::new(Shared {
     owner: 0,
     fds: Vec::new(),
     reaper: reaper::State::new(),
+    cancel: crate::cancel::State::new(),
     #[cfg(target_os = "linux")]
     pool: crate::pool::State::new(),
 });
@@ -71,6 +74,7 @@ impl Shared {
     pub(crate) fn reset_in_child(&mut self) -> Vec<RawFd> {
         let close = std::mem::take(&mut self.fds);
         self.reaper.reset_in_child();
+        self.cancel.forget();
         #[cfg(target_os = "linux")]
         self.pool.forget();
         self.owner = std::process::id();
@@ -80,6 +84,7 @@ impl Shared {
     fn forget(&mut self) {
         self.fds.clear();
         self.reaper.forget();
+        self.cancel.forget();
         #[cfg(target_os = "linux")]
         self.pool.forget();
     }

@@ -49,6 +49,11 @@ pub(crate) fn run<R>(
                     detail,
                 })
             }
+            Outcome::Cancelled => {
+                return Err(Error::Cancelled {
+                    function: function.to_owned(),
+                })
+            }
             // Out of processes or descriptors: retrying at once would only
             // make it worse.
             Outcome::Spawn(source) => {

@@ -46,10 +46,13 @@ pub(crate) enum Outcome<R> {
     Codec(String),
     /// No child could be started (or watched).
     Spawn(io::Error),
+    /// `kill_all` ran: the child was killed.
+    Cancelled,
 }
 
 /// How waiting for the child ended.
 pub(crate) enum Waited {
+    Cancelled,
     Frame,
     Died,
     Timeout,
@@ -100,7 +103,16 @@ pub(crate) fn exchange(
         body,
         sent: 0,
     };
-    let waited = wait(child, channel, &mut outgoing, &mut reader, deadline, spin);
+    let cancel = crate::cancel::current();
+    let waited = wait(
+        child,
+        channel,
+        &mut outgoing,
+        &mut reader,
+        deadline,
+        spin,
+        cancel.as_deref(),
+    );
     (waited, reader)
 }
 
@@ -166,6 +178,11 @@ pub(crate) fn conclude<R: DeserializeOwned>(
                 reaper::adopt(child);
                 Outcome::Timeout { orphan: Some(pid) }
             }
+        }
+        Waited::Cancelled => {
+            tracing::debug!(target: "rwt", function, pid = child.pid(), "cancelled, killing");
+            let _ = kill(child, Duration::ZERO);
+            Outcome::Cancelled
         }
         Waited::BadFrame(detail) => {
             let _ = kill(child, Duration::ZERO);
@@ -253,6 +270,7 @@ fn wait(
     reader: &mut FrameReader,
     deadline: Deadline,
     mut spin: bool,
+    cancel: Option<&crate::cancel::Epoch>,
 ) -> Waited {
     let mut pipe_open = true;
     // What the last wait said is worth a look. At first only the write: the
@@ -322,7 +340,8 @@ fn wait(
             outgoing.drop_rest();
         }
         let pipe_fd = pipe_open.then(|| (pipe.as_fd(), outgoing.pending()));
-        match deadline::wait_ready(pipe_fd, exit_fd, until) {
+        match deadline::wait_ready(pipe_fd, exit_fd, cancel.map(|c| c.fd()), until) {
+            Ok(ready) if ready.cancelled => return Waited::Cancelled,
             Ok(ready) => {
                 look_pipe = ready.readable;
                 look_write = ready.writable;

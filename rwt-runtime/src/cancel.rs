@@ -1,0 +1,85 @@
+//! `kill_all`: cancel every call in flight, for shutdown paths.
+//!
+//! Calls watch a cancel *epoch*, a pipe that becomes readable when
+//! `kill_all` runs. `kill_all` puts a fresh epoch in place for the calls
+//! that start afterwards and wakes every call of the old one: each kills
+//! its child (and the child's process group), reaps it, and returns
+//! `Error::Cancelled`. Orphans of `kill = false` are in no call any more
+//! and are left alone; so are idle pool workers.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+
+use nix::fcntl::OFlag;
+
+use crate::registry::{self, RegisteredFd};
+
+/// One generation of calls: readable once they are cancelled.
+pub(crate) struct Epoch {
+    read: RegisteredFd,
+    write: RegisteredFd,
+}
+
+impl Epoch {
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.read.fd().as_fd()
+    }
+}
+
+/// The shared state: the current epoch, made on first use.
+#[derive(Default)]
+pub(crate) struct State {
+    current: Option<Arc<Epoch>>,
+}
+
+impl State {
+    pub(crate) const fn new() -> Self {
+        State { current: None }
+    }
+
+    /// In a child (forked by rwt or by the user): the parent's epoch is not
+    /// ours. Its descriptors are registered, so an rwt child closes them.
+    pub(crate) fn forget(&mut self) {
+        if let Some(epoch) = self.current.take() {
+            std::mem::forget(epoch);
+        }
+    }
+}
+
+fn new_epoch(shared: &mut registry::Shared) -> Option<Arc<Epoch>> {
+    let (read, write): (OwnedFd, OwnedFd) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).ok()?;
+    Some(Arc::new(Epoch {
+        read: RegisteredFd::new(shared, read),
+        write: RegisteredFd::new(shared, write),
+    }))
+}
+
+/// The epoch a call starting now belongs to (`None` only if no pipe could
+/// be made: such a call cannot be cancelled, but still runs).
+pub(crate) fn current() -> Option<Arc<Epoch>> {
+    let mut shared = registry::lock();
+    if shared.cancel.current.is_none() {
+        let epoch = new_epoch(&mut shared);
+        shared.cancel.current = epoch;
+    }
+    shared.cancel.current.clone()
+}
+
+/// Kills every child rwt started that is still running in a call (orphans
+/// of `kill = false` excepted): the calls in flight return
+/// `Error::Cancelled`. Calls that start afterwards run normally.
+///
+/// Meant for shutdown paths, such as a SIGTERM handler's thread before a
+/// redeploy. Returns at once; each call reaps its own child.
+pub fn kill_all() {
+    let old = {
+        let mut shared = registry::lock();
+        let fresh = new_epoch(&mut shared);
+        std::mem::replace(&mut shared.cancel.current, fresh)
+    };
+    if let Some(old) = old {
+        tracing::debug!(target: "rwt", "kill_all: cancelling the calls in flight");
+        let _ = nix::unistd::write(old.write.fd(), &[1]);
+    }
+}
