@@ -139,7 +139,7 @@
 pub use rwt_macros::timeout;
 pub use rwt_runtime::{kill_all, run_with_timeout, Bytes, CommandExt, Error, Options};
 #[cfg(target_os = "linux")]
-pub use rwt_runtime::{set_pool_size, POOL_IDLE_TIMEOUT};
+pub use rwt_runtime::{set_pool_idle_timeout, set_pool_size, POOL_IDLE_TIMEOUT};
 
 /// Used by the code `#[timeout]` generates. Not public API.
 #[doc(hidden)]

@@ -1,5 +1,6 @@
-//! `rwt::set_pool_size`: how many idle workers the pool keeps. Alone in its
-//! binary: the setting is process-wide.
+//! `rwt::set_pool_size` and `rwt::set_pool_idle_timeout`: how many idle
+//! workers the pool keeps, and for how long. One test runs both in turn:
+//! the settings are process-wide.
 
 use rwt::timeout;
 
@@ -9,6 +10,11 @@ fn whoami() -> u32 {
 }
 
 #[test]
+fn pool_settings_in_turn() {
+    the_pool_keeps_as_many_idle_workers_as_it_is_told();
+    idle_workers_retire_after_the_idle_timeout();
+}
+
 fn the_pool_keeps_as_many_idle_workers_as_it_is_told() {
     rwt::set_pool_size(1);
     let a = whoami().unwrap();
@@ -24,4 +30,21 @@ fn the_pool_keeps_as_many_idle_workers_as_it_is_told() {
         "with no idle worker kept every call starts one: {fresh:?}"
     );
     assert!(!fresh.contains(&a));
+}
+
+fn idle_workers_retire_after_the_idle_timeout() {
+    rwt::set_pool_size(2);
+    rwt::set_pool_idle_timeout(std::time::Duration::from_millis(200));
+    let worker = whoami().unwrap();
+    assert!(std::path::Path::new(&format!("/proc/{worker}")).exists());
+    // Retired (its channel closed, so it exits) and reaped within a bound.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while std::path::Path::new(&format!("/proc/{worker}")).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "idle worker {worker} never retired"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    rwt::set_pool_idle_timeout(rwt::POOL_IDLE_TIMEOUT);
 }

@@ -55,7 +55,7 @@ pub use command::CommandExt;
 pub use error::Error;
 pub use options::Options;
 #[cfg(target_os = "linux")]
-pub use pool::{set_pool_size, IDLE_TIMEOUT as POOL_IDLE_TIMEOUT};
+pub use pool::{set_pool_idle_timeout, set_pool_size, IDLE_TIMEOUT as POOL_IDLE_TIMEOUT};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;

@@ -4,7 +4,7 @@
 //! - **No queueing.** A call takes an idle worker or gets a fresh one at
 //!   once; its deadline never includes someone else's call. At most
 //!   [`set_pool_size`] idle workers are kept (default: the number of CPUs);
-//!   one idle for [`IDLE_TIMEOUT`] retires.
+//!   one idle for [`IDLE_TIMEOUT`] (or [`set_pool_idle_timeout`]) retires.
 //! - **A failed worker never hurts the next call.** A worker that timed
 //!   out, panicked, crashed or died while idle is not used again (killed,
 //!   reaped, or left as an orphan with `kill = false`), and a replacement is
@@ -31,7 +31,8 @@ use crate::reaper;
 use crate::registry::{self, RegisteredFd};
 use crate::watch::{self, Outcome};
 
-/// How long a worker may stay idle before it retires.
+/// How long a worker may stay idle before it retires, unless
+/// [`set_pool_idle_timeout`] says otherwise.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A started worker, ready for calls.
@@ -53,6 +54,7 @@ enum Request {
 pub(crate) struct State {
     idle: Vec<Worker>,
     max_idle: Option<usize>,
+    idle_timeout: Duration,
     thread: Option<mpsc::Sender<Request>>,
 }
 
@@ -61,6 +63,7 @@ impl State {
         State {
             idle: Vec::new(),
             max_idle: None,
+            idle_timeout: IDLE_TIMEOUT,
             thread: None,
         }
     }
@@ -96,6 +99,12 @@ pub fn set_pool_size(max_idle: usize) {
         shared.pool.idle.drain(keep..).collect()
     };
     retired.into_iter().for_each(retire);
+}
+
+/// Sets how long an idle worker is kept before it retires (default 30 s,
+/// [`IDLE_TIMEOUT`]); checked at least once a second.
+pub fn set_pool_idle_timeout(idle: Duration) {
+    registry::lock().pool.idle_timeout = idle;
 }
 
 /// Runs one attempt of function `id` with its encoded `args` on a worker.
@@ -224,7 +233,11 @@ fn start_via_pool_thread() -> io::Result<Worker> {
 /// retires workers idle for too long.
 fn pool_thread(requests: &mpsc::Receiver<Request>) {
     loop {
-        match requests.recv_timeout(Duration::from_secs(1)) {
+        let tick = {
+            let shared = registry::lock();
+            (shared.pool.idle_timeout / 2).clamp(Duration::from_millis(10), Duration::from_secs(1))
+        };
+        match requests.recv_timeout(tick) {
             Ok(Request::Spawn(reply)) => {
                 let _ = reply.send(start_worker());
             }
@@ -248,11 +261,12 @@ fn pool_thread(requests: &mpsc::Receiver<Request>) {
 fn retire_expired() {
     let expired: Vec<Worker> = {
         let mut shared = registry::lock();
+        let limit = shared.pool.idle_timeout;
         let (old, fresh): (Vec<Worker>, Vec<Worker>) = shared
             .pool
             .idle
             .drain(..)
-            .partition(|w| w.idle_since.elapsed() >= IDLE_TIMEOUT);
+            .partition(|w| w.idle_since.elapsed() >= limit);
         shared.pool.idle = fresh;
         old
     };
