@@ -356,17 +356,28 @@ fn the_binary_replaced_on_disk_mid_run_still_serves_calls() {
     std::fs::create_dir_all(dir.path()).unwrap();
     let copy = dir.path().join("copy");
     std::fs::copy(std::env::current_exe().unwrap(), &copy).unwrap();
-    let mut helper = Command::new(&copy)
-        .args([
-            "helper_survives_its_binary_being_replaced",
-            "--exact",
-            "--nocapture",
-        ])
-        .env(common::HELPER_ENV, "replaced")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // Another test's child may hold the copy's write descriptor for an
+    // instant between its fork and its exec: "Text file busy". Try again.
+    let mut tries = 0;
+    let mut helper = loop {
+        let started = Command::new(&copy)
+            .args([
+                "helper_survives_its_binary_being_replaced",
+                "--exact",
+                "--nocapture",
+            ])
+            .env(common::HELPER_ENV, "replaced")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn();
+        match started {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => break other.unwrap(),
+        }
+    };
     let _cleanup = common::KillOnDrop(vec![helper.id()]);
     let mut out = helper.stdout.take().unwrap();
     let mut seen = Vec::new();
