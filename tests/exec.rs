@@ -253,16 +253,17 @@ fn stray_with_a_socket_whose_peer_is_not_the_parent() {
     assert!(!String::from_utf8_lossy(&out.stdout).contains(": test"));
 }
 
-/// A handshake as the caller writes it.
+/// A handshake as the caller writes it, then one request's header (a
+/// function id and the arguments' length).
 fn handshake(nonce: &str, exe: (u64, u64), id: u64, args_len: u64) -> Vec<u8> {
-    let mut b = b"RWTx1".to_vec();
+    let mut b = b"RWTx2".to_vec();
     for i in 0..16 {
         b.push(u8::from_str_radix(&nonce[2 * i..2 * i + 2], 16).unwrap());
     }
     b.extend_from_slice(&exe.0.to_le_bytes());
     b.extend_from_slice(&exe.1.to_le_bytes());
-    b.extend_from_slice(&id.to_le_bytes());
     b.push(1);
+    b.extend_from_slice(&id.to_le_bytes());
     b.extend_from_slice(&args_len.to_le_bytes());
     b
 }

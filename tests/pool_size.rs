@@ -11,8 +11,22 @@ fn whoami() -> u32 {
 
 #[test]
 fn pool_settings_in_turn() {
+    an_idle_worker_lives_until_its_idle_timeout();
     the_pool_keeps_as_many_idle_workers_as_it_is_told();
     idle_workers_retire_after_the_idle_timeout();
+}
+
+/// With the default 30 s idle time, a worker left idle for 6 s is still
+/// there and serves the next call (it once died after 5 s: a receive
+/// timeout meant for the handshake stayed on its channel).
+fn an_idle_worker_lives_until_its_idle_timeout() {
+    let worker = whoami().unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    assert_eq!(
+        whoami().unwrap(),
+        worker,
+        "the idle worker did not survive 6 s"
+    );
 }
 
 fn the_pool_keeps_as_many_idle_workers_as_it_is_told() {

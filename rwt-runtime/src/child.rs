@@ -217,7 +217,7 @@ pub(crate) fn write_frame(
     write_all(fd, body)
 }
 
-fn write_all(fd: &impl std::os::fd::AsFd, mut data: &[u8]) -> nix::Result<()> {
+pub(crate) fn write_all(fd: &impl std::os::fd::AsFd, mut data: &[u8]) -> nix::Result<()> {
     while !data.is_empty() {
         match nix::unistd::write(fd, data) {
             Ok(n) => data = &data[n..],

@@ -20,9 +20,9 @@
 //! - the first bytes on it echo the 128-bit nonce of the variable.
 //!
 //! Only then does it read anything else: the executable's identity (the
-//! handshake's build id), a function id looked up in the registry (never an
-//! address), and arguments of bounded size decoded to the function's own
-//! types. Problems past the handshake are reported to the caller as
+//! handshake's build id), then requests (a function id looked up in the
+//! registry, never an address, and arguments of bounded size decoded to the
+//! function's own types). Problems past the handshake are reported to the caller as
 //! `Error::Codec`. The variable is removed at once, so nothing the function
 //! starts inherits it, and every fd but 0, 1, 2 and the channel is closed.
 
@@ -39,7 +39,9 @@ use serde::Serialize;
 
 use crate::child;
 use crate::codec::Kind;
-use crate::exec::{exe_identity, nonce_hex, Handshake, ARGS_LIMIT, CHANNEL_FD, ENV, EXIT_REFUSED};
+use crate::exec::{
+    exe_identity, nonce_hex, Handshake, ARGS_LIMIT, CHANNEL_FD, ENV, EXIT_REFUSED, REQUEST_LEN,
+};
 
 /// A frame built in the child: what it sends back.
 pub struct ExecFrame(Kind, Vec<u8>);
@@ -272,73 +274,41 @@ fn serve(value: OsString) -> std::convert::Infallible {
             "the child runs a different executable than the caller",
         ),
     }
-    if hs.pool {
-        serve_pool(channel);
-    }
-    if hs.args_len > ARGS_LIMIT {
-        reply_and_leave(
-            &channel,
-            &format!(
-                "arguments of {} bytes exceed the limit of {ARGS_LIMIT} bytes",
-                hs.args_len
-            ),
-        );
-    }
-    let Some(f) = find(hs.id) else {
-        reply_and_leave(
-            &channel,
-            &format!(
-                "no exec-mode function with id {:#018x} in this binary",
-                hs.id
-            ),
-        )
-    };
+    // From here on the channel waits as long as the caller needs: an idle
+    // pool worker waits for its next request.
     let _ = nix::sys::socket::setsockopt(
         &channel,
         sockopt::ReceiveTimeout,
         &nix::sys::time::TimeVal::new(0, 0),
     );
-    let mut args = Vec::new();
-    let mut reader = std::fs::File::from(
-        channel
-            .try_clone()
-            .unwrap_or_else(|_| child::exit_now(child::EXIT_INTERNAL)),
-    )
-    .take(hs.args_len);
-    if reader.read_to_end(&mut args).is_err() || args.len() as u64 != hs.args_len {
-        child::exit_now(child::EXIT_INTERNAL);
-    }
-    drop(reader);
-    child::ensure_panic_hook();
-    let ExecFrame(kind, bytes) = (f.run)(&args);
-    drop(args);
-    let _ = std::io::stdout().flush();
-    let _ = child::write_frame(&channel, &(kind, bytes));
-    child::exit_now(0)
+    serve_requests(channel, hs.pool)
 }
 
-/// A pool worker: serves calls, one at a time, until its channel closes
-/// (the caller retired it, or died). Each request is the function id and
-/// the arguments' length (little-endian `u64`s), then the arguments; each
-/// answer is a result frame. Statics live on between calls; processes a
-/// call started do not (see `reap_descendants`).
-fn serve_pool(channel: OwnedFd) -> ! {
+/// Serves requests, one at a time: an exec child one, a pool worker until
+/// its channel closes (the caller retired it, or died). A request is a
+/// function id and the arguments' length (little-endian `u64`s), then the
+/// arguments; each answer is a result frame. In a worker, statics live on
+/// between calls; processes a call started do not (see `reap_descendants`).
+fn serve_requests(channel: OwnedFd, pool: bool) -> ! {
     child::ensure_panic_hook();
-    // Descendants that lose their parent come to the worker, to be reaped.
-    let _ = nix::sys::prctl::set_child_subreaper(true);
+    if pool {
+        // Descendants that lose their parent come to the worker, to be
+        // reaped.
+        let _ = nix::sys::prctl::set_child_subreaper(true);
+    }
     let mut stream = std::os::unix::net::UnixStream::from(channel);
     // Reused from call to call (zeroed once): a small request arrives in
     // one read.
     let mut buf: Vec<u8> = vec![0; 64 * 1024];
     loop {
         let mut filled = 0;
-        if read_at_least(&mut stream, &mut buf, &mut filled, 16).is_err() {
+        if read_at_least(&mut stream, &mut buf, &mut filled, REQUEST_LEN).is_err() {
             child::exit_now(0);
         }
         let mut word = [0u8; 8];
         word.copy_from_slice(&buf[..8]);
         let id = u64::from_le_bytes(word);
-        word.copy_from_slice(&buf[8..16]);
+        word.copy_from_slice(&buf[8..REQUEST_LEN]);
         let len = u64::from_le_bytes(word);
         if len > ARGS_LIMIT {
             reply_and_leave(
@@ -346,11 +316,10 @@ fn serve_pool(channel: OwnedFd) -> ! {
                 &format!("arguments of {len} bytes exceed the limit of {ARGS_LIMIT} bytes"),
             );
         }
-        let total = 16 + usize::try_from(len).unwrap_or(usize::MAX - 16);
+        let total = REQUEST_LEN + usize::try_from(len).unwrap_or(usize::MAX - REQUEST_LEN);
         if read_at_least(&mut stream, &mut buf, &mut filled, total).is_err() {
             child::exit_now(0);
         }
-        let args = &buf[16..total];
         let Some(f) = find(id) else {
             reply_and_leave(
                 &stream,
@@ -360,16 +329,19 @@ fn serve_pool(channel: OwnedFd) -> ! {
         // Whatever the last call did to SIGTERM, this one starts with the
         // default: the kill ladder relies on it.
         child::reset_sigterm();
-        let ExecFrame(kind, bytes) = (f.run)(args);
-        if buf.len() > 1 << 20 {
-            // Do not keep a large request's buffer for the calls after it.
-            buf = vec![0; 64 * 1024];
+        let ExecFrame(kind, bytes) = (f.run)(&buf[REQUEST_LEN..total]);
+        if pool {
+            if buf.len() > 1 << 20 {
+                // Do not keep a large request's buffer for the calls after it.
+                buf = vec![0; 64 * 1024];
+            }
+            reap_descendants();
         }
-        reap_descendants();
         let _ = std::io::stdout().flush();
         let panicked = kind == Kind::Panic;
-        if child::write_frame(&stream, &(kind, bytes)).is_err() || panicked {
-            // A worker whose function panicked is not used again.
+        // An exec child serves one call; a worker whose function panicked
+        // is not used again.
+        if child::write_frame(&stream, &(kind, bytes)).is_err() || !pool || panicked {
             child::exit_now(0);
         }
     }

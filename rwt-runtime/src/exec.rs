@@ -1,9 +1,11 @@
 //! Exec mode, the caller's side: the child is a fresh run of the current
 //! executable (`/proc/self/exe`, which names the running binary even if the
 //! file was replaced on disk), started with `posix_spawn` (no fork of the
-//! caller's memory, nothing run between fork and exec). It receives its
-//! function id and arguments on a socketpair at fd 3 and answers with the
-//! same result frame as fork mode. The child's side is in [`entry`].
+//! caller's memory, nothing run between fork and exec). On a socketpair at
+//! fd 3 it gets a handshake, then requests: a function id and its encoded
+//! arguments. It answers each with the same result frame as fork mode. An
+//! exec child serves one request; a pool worker serves until its channel
+//! closes. The child's side is in [`entry`].
 //!
 //! [`entry`]: crate::entry
 
@@ -37,23 +39,23 @@ pub(crate) const EXIT_REFUSED: i32 = 120;
 /// Largest encoded arguments accepted by a child.
 pub(crate) const ARGS_LIMIT: u64 = 1 << 30;
 
-/// The first bytes on the channel: who is calling, which function, how
-/// many bytes of arguments follow.
+/// The first bytes on the channel: who is calling, and how the child is
+/// to serve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Handshake {
     pub nonce: [u8; 16],
     /// `(st_dev, st_ino)` of the caller's executable.
     pub exe: (u64, u64),
-    pub id: u64,
+    /// Die with the caller (PR_SET_PDEATHSIG).
     pub kill: bool,
-    /// A pool worker: serves calls until its channel closes.
+    /// A pool worker: serves requests until its channel closes. Otherwise
+    /// the child serves one.
     pub pool: bool,
-    pub args_len: u64,
 }
 
 impl Handshake {
-    pub(crate) const MAGIC: [u8; 5] = *b"RWTx1";
-    pub(crate) const LEN: usize = 5 + 16 + 8 + 8 + 8 + 1 + 8;
+    pub(crate) const MAGIC: [u8; 5] = *b"RWTx2";
+    pub(crate) const LEN: usize = 5 + 16 + 8 + 8 + 1;
 
     pub(crate) fn encode(&self) -> [u8; Self::LEN] {
         let mut b = [0u8; Self::LEN];
@@ -61,14 +63,12 @@ impl Handshake {
         b[5..21].copy_from_slice(&self.nonce);
         b[21..29].copy_from_slice(&self.exe.0.to_le_bytes());
         b[29..37].copy_from_slice(&self.exe.1.to_le_bytes());
-        b[37..45].copy_from_slice(&self.id.to_le_bytes());
-        b[45] = if self.pool { 2 } else { u8::from(self.kill) };
-        b[46..54].copy_from_slice(&self.args_len.to_le_bytes());
+        b[37] = if self.pool { 2 } else { u8::from(self.kill) };
         b
     }
 
     pub(crate) fn decode(b: &[u8; Self::LEN]) -> Option<Handshake> {
-        if b[..5] != Self::MAGIC || b[45] > 2 {
+        if b[..5] != Self::MAGIC || b[37] > 2 {
             return None;
         }
         let u64_at = |i: usize| {
@@ -81,12 +81,22 @@ impl Handshake {
         Some(Handshake {
             nonce,
             exe: (u64_at(21), u64_at(29)),
-            id: u64_at(37),
-            kill: b[45] >= 1,
-            pool: b[45] == 2,
-            args_len: u64_at(46),
+            kill: b[37] >= 1,
+            pool: b[37] == 2,
         })
     }
+}
+
+/// Length of a request header: function id, then the arguments' length.
+pub(crate) const REQUEST_LEN: usize = 16;
+
+/// The header of a request for function `id` with `args_len` bytes of
+/// encoded arguments (both little-endian `u64`s); the arguments follow.
+pub(crate) fn request_header(id: u64, args_len: usize) -> Vec<u8> {
+    let mut head = Vec::with_capacity(REQUEST_LEN);
+    head.extend_from_slice(&id.to_le_bytes());
+    head.extend_from_slice(&(args_len as u64).to_le_bytes());
+    head
 }
 
 /// The nonce as the environment carries it: 32 lowercase hex digits.
@@ -113,14 +123,15 @@ pub(crate) fn attempt<R: DeserializeOwned>(
 ) -> Outcome<R> {
     // The deadline runs from the call: the cost of starting counts.
     let deadline = Deadline::after(opts.secs);
-    match spawn(opts.kill, false, id, args.len()) {
-        Ok((pid, channel, handshake)) => {
-            watch::watch(function, opts, pid, channel, (handshake, args), deadline)
+    // What the caller printed so far goes out before anything the child
+    // prints: the two share the terminal or pipe.
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    match spawn(opts.kill, false) {
+        Ok((pid, channel)) => {
+            let request = (request_header(id, args.len()), args);
+            watch::watch(function, opts, pid, channel, request, deadline)
         }
-        Err(e) => {
-            tracing::debug!(target: "rwt", function, error = %e, "spawn failed");
-            Outcome::Spawn(e)
-        }
+        Err(e) => watch::spawn_failed(function, e),
     }
 }
 
@@ -144,18 +155,10 @@ fn process() -> io::Result<&'static Process> {
     Ok(PROCESS.get_or_init(|| Process { exe, argv0 }))
 }
 
-/// Starts the child (or a pool worker). Returns its pid, the caller's end of
-/// the channel, and the handshake to send it (the arguments follow it).
-pub(crate) fn spawn(
-    kill: bool,
-    pool: bool,
-    id: u64,
-    args_len: usize,
-) -> io::Result<(Pid, RegisteredFd, Vec<u8>)> {
+/// Starts an exec child (or a pool worker) and sends it its handshake.
+/// Returns its pid and the caller's end of the channel, non-blocking.
+pub(crate) fn spawn(kill: bool, pool: bool) -> io::Result<(Pid, RegisteredFd)> {
     crate::entry::keep_linked();
-    // What the caller printed so far goes out before anything the child
-    // prints: the two share the terminal or pipe.
-    let _ = std::io::Write::flush(&mut std::io::stdout());
     let process = process()?;
     let mut nonce = [0u8; 16];
     fill_random(&mut nonce)?;
@@ -219,17 +222,17 @@ pub(crate) fn spawn(
         &env,
     )?;
     drop(theirs);
-    nix::fcntl::fcntl(ours.fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
-
+    // Still blocking: the handshake goes into an empty socket buffer at
+    // once, whenever the child reads it.
     let handshake = Handshake {
         nonce,
         exe: process.exe,
-        id,
         kill,
         pool,
-        args_len: args_len as u64,
     };
-    Ok((pid, ours, handshake.encode().to_vec()))
+    crate::child::write_all(ours.fd(), &handshake.encode())?;
+    nix::fcntl::fcntl(ours.fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+    Ok((pid, ours))
 }
 
 /// The caller's environment, less any variable of ours, plus the child's.
@@ -274,10 +277,8 @@ mod tests {
         let h = Handshake {
             nonce: [7; 16],
             exe: (1, 2),
-            id: 0xdead_beef,
             kill: true,
             pool: false,
-            args_len: 42,
         };
         assert_eq!(Handshake::decode(&h.encode()), Some(h));
         let mut bad = h.encode();
@@ -286,7 +287,7 @@ mod tests {
         let worker = Handshake { pool: true, ..h };
         assert_eq!(Handshake::decode(&worker.encode()), Some(worker));
         let mut bad = h.encode();
-        bad[45] = 3;
+        bad[37] = 3;
         assert_eq!(Handshake::decode(&bad), None);
     }
 

@@ -79,10 +79,7 @@ where
     let deadline = Deadline::after(opts.secs);
     match spawn(opts.kill, body, failed) {
         Ok((pid, read)) => watch::watch(function, opts, pid, read, (Vec::new(), &[]), deadline),
-        Err(e) => {
-            tracing::debug!(target: "rwt", function, error = %e, "spawn failed");
-            Outcome::Spawn(e)
-        }
+        Err(e) => watch::spawn_failed(function, e),
     }
 }
 

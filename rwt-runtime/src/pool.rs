@@ -17,7 +17,6 @@
 //!   started before it answers: nothing a call started outlives the call.
 
 use std::io;
-use std::os::fd::AsRawFd;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -121,22 +120,16 @@ pub(crate) fn attempt<R: DeserializeOwned>(
         Some(w) => w,
         None => match start_via_pool_thread() {
             Ok(w) => w,
-            Err(e) => {
-                tracing::debug!(target: "rwt", function, error = %e, "spawn failed");
-                return Outcome::Spawn(e);
-            }
+            Err(e) => return watch::spawn_failed(function, e),
         },
     };
     let Worker {
         mut child, channel, ..
     } = worker;
-    let mut head = Vec::with_capacity(16);
-    head.extend_from_slice(&id.to_le_bytes());
-    head.extend_from_slice(&(args.len() as u64).to_le_bytes());
     let (waited, reader) = watch::exchange(
         &mut child,
         channel.fd(),
-        (head, args),
+        (crate::exec::request_header(id, args.len()), args),
         opts.result_limit,
         deadline,
         true,
@@ -273,22 +266,10 @@ fn retire_expired() {
     expired.into_iter().for_each(retire);
 }
 
-/// Starts a worker and sends it its handshake.
+/// Starts a worker (its handshake sent).
 fn start_worker() -> io::Result<Worker> {
-    let (pid, channel, handshake) = crate::exec::spawn(true, true, 0, 0)?;
+    let (pid, channel) = crate::exec::spawn(true, true)?;
     let child = Child::adopt(pid);
-    let mut sent = 0;
-    while sent < handshake.len() {
-        let flags = nix::sys::socket::MsgFlags::MSG_NOSIGNAL;
-        match nix::sys::socket::send(channel.fd().as_raw_fd(), &handshake[sent..], flags) {
-            Ok(n) => sent += n,
-            Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => {}
-            Err(e) => {
-                let _ = crate::watch::kill(child, Duration::ZERO);
-                return Err(e.into());
-            }
-        }
-    }
     tracing::debug!(target: "rwt", pid = child.pid(), "pool worker started");
     Ok(Worker {
         child,

@@ -195,6 +195,12 @@ pub(crate) fn conclude<R: DeserializeOwned>(
     }
 }
 
+/// An attempt whose child could not be started.
+pub(crate) fn spawn_failed<R>(function: &str, e: io::Error) -> Outcome<R> {
+    tracing::debug!(target: "rwt", function, error = %e, "spawn failed");
+    Outcome::Spawn(e)
+}
+
 fn decoded<R: DeserializeOwned>(body: &[u8], wrap: fn(R) -> Outcome<R>) -> Outcome<R> {
     match codec::decode(body) {
         Ok(value) => wrap(value),
