@@ -48,84 +48,79 @@ pub(crate) struct Ready {
 /// Longest single `ppoll`: long waits loop in chunks.
 const CHUNK: Duration = Duration::from_secs(3600);
 
+/// Polls `fds` until one of them has an event or the deadline passes:
+/// `Ok(true)` with their `revents` set, `Ok(false)` at the deadline. Long
+/// waits go in chunks; `EINTR` restarts the wait with the time left
+/// computed again, so a signal neither shortens nor stretches it.
+fn poll_until(fds: &mut [PollFd<'_>], deadline: Deadline) -> nix::Result<bool> {
+    loop {
+        let left = deadline.remaining();
+        if left.is_zero() {
+            return Ok(false);
+        }
+        let timeout = nix::sys::time::TimeSpec::from_duration(left.min(CHUNK));
+        match ppoll(fds, timeout) {
+            Ok(0) | Err(Errno::EINTR) => {}
+            Ok(_) => return Ok(true),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Waits until the channel is readable (or writable, if `want_write`), the
 /// exit descriptor is readable, the cancel descriptor is readable, or the
-/// deadline passes (then nothing is ready). `EINTR` restarts the wait with
-/// the time left computed again.
+/// deadline passes (then nothing is ready).
 pub(crate) fn wait_ready(
     channel: Option<(BorrowedFd<'_>, bool)>,
     exit: Option<BorrowedFd<'_>>,
     cancel: Option<BorrowedFd<'_>>,
     deadline: Deadline,
 ) -> nix::Result<Ready> {
-    let failed = PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL;
-    loop {
-        let left = deadline.remaining();
-        if left.is_zero() {
-            return Ok(Ready::default());
+    let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(3);
+    if let Some((c, want_write)) = channel {
+        let mut events = PollFlags::POLLIN;
+        if want_write {
+            events |= PollFlags::POLLOUT;
         }
-        let timeout = nix::sys::time::TimeSpec::from_duration(left.min(CHUNK));
-        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(3);
-        if let Some((c, want_write)) = channel {
-            let mut events = PollFlags::POLLIN;
-            if want_write {
-                events |= PollFlags::POLLOUT;
-            }
-            fds.push(PollFd::new(c, events));
-        }
-        for fd in [exit, cancel].into_iter().flatten() {
-            fds.push(PollFd::new(fd, PollFlags::POLLIN));
-        }
-        match ppoll(&mut fds, timeout) {
-            Ok(0) | Err(Errno::EINTR) => continue,
-            Ok(_) => {
-                let mut events = fds
-                    .iter()
-                    .map(|fd| fd.revents().unwrap_or(PollFlags::empty()));
-                let mut ready = Ready::default();
-                if channel.is_some() {
-                    let ev = events.next().unwrap_or(PollFlags::empty());
-                    ready.readable = ev.intersects(PollFlags::POLLIN | failed);
-                    ready.writable = ev.intersects(PollFlags::POLLOUT | failed);
-                }
-                if exit.is_some() {
-                    ready.exited = events.next().is_some_and(|e| !e.is_empty());
-                }
-                if cancel.is_some() {
-                    ready.cancelled = events.next().is_some_and(|e| !e.is_empty());
-                }
-                return Ok(ready);
-            }
-            Err(e) => return Err(e),
-        }
+        fds.push(PollFd::new(c, events));
     }
+    for fd in [exit, cancel].into_iter().flatten() {
+        fds.push(PollFd::new(fd, PollFlags::POLLIN));
+    }
+    let mut ready = Ready::default();
+    if !poll_until(&mut fds, deadline)? {
+        return Ok(ready);
+    }
+    let failed = PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL;
+    let mut events = fds
+        .iter()
+        .map(|fd| fd.revents().unwrap_or(PollFlags::empty()));
+    if channel.is_some() {
+        let ev = events.next().unwrap_or(PollFlags::empty());
+        ready.readable = ev.intersects(PollFlags::POLLIN | failed);
+        ready.writable = ev.intersects(PollFlags::POLLOUT | failed);
+    }
+    if exit.is_some() {
+        ready.exited = events.next().is_some_and(|e| !e.is_empty());
+    }
+    if cancel.is_some() {
+        ready.cancelled = events.next().is_some_and(|e| !e.is_empty());
+    }
+    Ok(ready)
 }
 
 /// Waits until any of `fds` is readable (or hung up) or the deadline
-/// passes; says which are ready (none at the deadline). `EINTR` restarts
-/// the wait with the time left computed again.
+/// passes; says which are ready (none at the deadline).
 pub(crate) fn wait_any(fds: &[BorrowedFd<'_>], deadline: Deadline) -> nix::Result<Vec<bool>> {
-    loop {
-        let left = deadline.remaining();
-        if left.is_zero() {
-            return Ok(vec![false; fds.len()]);
-        }
-        let timeout = nix::sys::time::TimeSpec::from_duration(left.min(CHUNK));
-        let mut polled: Vec<PollFd<'_>> = fds
-            .iter()
-            .map(|&fd| PollFd::new(fd, PollFlags::POLLIN))
-            .collect();
-        match ppoll(&mut polled, timeout) {
-            Ok(0) | Err(Errno::EINTR) => continue,
-            Ok(_) => {
-                return Ok(polled
-                    .iter()
-                    .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
-                    .collect())
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    let mut polled: Vec<PollFd<'_>> = fds
+        .iter()
+        .map(|&fd| PollFd::new(fd, PollFlags::POLLIN))
+        .collect();
+    poll_until(&mut polled, deadline)?;
+    Ok(polled
+        .iter()
+        .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
+        .collect())
 }
 
 #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
