@@ -122,13 +122,13 @@ fn rewrite(function: syn::ItemFn, options: &valid::Options) -> TokenStream {
             (inputs.into_token_stream(), call)
         }
         Mode::Exec | Mode::Pool => {
-            let entry = if options.mode == Mode::Pool {
-                quote_spanned!(ret_span=> ::rwt::__private::call_pool)
+            let mode = if options.mode == Mode::Pool {
+                quote!(::rwt::__private::ExecMode::Pool)
             } else {
-                quote_spanned!(ret_span=> ::rwt::__private::call_exec)
+                quote!(::rwt::__private::ExecMode::Exec)
             };
             exec_call(
-                &entry, &generics, &inputs, &ret, &block, &settings, &name, &failed,
+                &mode, &generics, &inputs, &ret, &block, &settings, &name, &failed,
             )
         }
     };
@@ -160,11 +160,11 @@ fn rewrite(function: syn::ItemFn, options: &valid::Options) -> TokenStream {
 /// static __RWT_FN: ExecFn = ExecFn::new(function_id("path::count|..."), __rwt_run);
 /// #[used] #[link_section = ".init_array.00200"]  // registers it before the entry runs
 /// static __RWT_REGISTER: extern "C" fn() = ...;
-/// call_exec(&options, "count", &__RWT_FN, &__RWT_REGISTER, &(&text, &__rwt_arg1), failed)
+/// call_exec(&options, "count", &__RWT_FN, &__RWT_REGISTER, &(&text, &__rwt_arg1), ExecMode::Exec)
 /// ```
 #[allow(clippy::too_many_arguments)] // the parts of one signature
 fn exec_call(
-    entry: &TokenStream,
+    mode: &TokenStream,
     generics: &syn::Generics,
     inputs: &syn::punctuated::Punctuated<syn::FnArg, syn::Token![,]>,
     ret: &syn::Type,
@@ -222,6 +222,7 @@ fn exec_call(
     let where_clause = &generics.where_clause;
     let signature_text = quote!((#original) -> #ret).to_string();
     let ret_span = ret.span();
+    let entry = quote_spanned!(ret_span=> ::rwt::__private::call_exec);
     let call = quote_spanned! {ret_span=>
         #[cfg(not(target_os = "linux"))]
         ::core::compile_error!("exec and pool modes are supported on Linux only; use `mode = \"fork\"`");
@@ -248,7 +249,7 @@ fn exec_call(
             }
             __rwt_register
         };
-        #entry(#options, #name, &__RWT_FN, &__RWT_REGISTER, &(#(#sent,)*), #failed)
+        #entry(#options, #name, &__RWT_FN, &__RWT_REGISTER, &(#(#sent,)*), #mode)
     };
     (quote!(#(#outer_inputs),*), call)
 }

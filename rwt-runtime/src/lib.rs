@@ -115,9 +115,20 @@ pub mod __private {
     #[cfg(target_os = "linux")]
     pub use crate::entry::{function_id, register, run_in_child, ExecFn, ExecFrame};
 
-    /// Runs an exec-mode `#[timeout]` function: `registered` is its entry
-    /// in the registry (its id, and what a child runs), `registration` its
-    /// constructor, named here so that neither is left out of the binary.
+    /// Which fresh process serves an exec-style call.
+    #[cfg(target_os = "linux")]
+    #[derive(Clone, Copy)]
+    pub enum ExecMode {
+        /// A new child for each attempt.
+        Exec,
+        /// A pool worker.
+        Pool,
+    }
+
+    /// Runs an exec- or pool-mode `#[timeout]` function: `registered` is
+    /// its entry in the registry (its id, and what a child runs),
+    /// `registration` its constructor, named here so that neither is left
+    /// out of the binary.
     ///
     /// # Errors
     ///
@@ -130,60 +141,7 @@ pub mod __private {
         registered: &'static ExecFn,
         registration: &'static extern "C" fn(),
         args: &A,
-        _failed: fn(&R) -> bool,
-    ) -> Result<R, Error>
-    where
-        A: Serialize,
-        R: CrossesProcesses,
-    {
-        call_fresh(
-            options,
-            function,
-            registered,
-            registration,
-            args,
-            crate::exec::attempt,
-        )
-    }
-
-    /// Runs a pool-mode `#[timeout]` function on a pool worker; the
-    /// arguments are those of [`call_exec`].
-    ///
-    /// # Errors
-    ///
-    /// As documented on `rwt::Error`.
-    #[cfg(target_os = "linux")]
-    pub fn call_pool<A, R>(
-        options: &Options,
-        function: &'static str,
-        registered: &'static ExecFn,
-        registration: &'static extern "C" fn(),
-        args: &A,
-        _failed: fn(&R) -> bool,
-    ) -> Result<R, Error>
-    where
-        A: Serialize,
-        R: CrossesProcesses,
-    {
-        call_fresh(
-            options,
-            function,
-            registered,
-            registration,
-            args,
-            crate::pool::attempt,
-        )
-    }
-
-    /// What exec and pool calls share: find, encode, retry.
-    #[cfg(target_os = "linux")]
-    fn call_fresh<A, R>(
-        options: &Options,
-        function: &'static str,
-        registered: &'static ExecFn,
-        registration: &'static extern "C" fn(),
-        args: &A,
-        attempt: fn(&str, &crate::options::Checked, u64, &[u8]) -> crate::watch::Outcome<R>,
+        mode: ExecMode,
     ) -> Result<R, Error>
     where
         A: Serialize,
@@ -191,6 +149,10 @@ pub mod __private {
     {
         std::hint::black_box(registration);
         let args = encode_args(function, registered, args)?;
+        let attempt = match mode {
+            ExecMode::Exec => crate::exec::attempt,
+            ExecMode::Pool => crate::pool::attempt,
+        };
         crate::run::run(options, function, |opts| {
             attempt(function, opts, registered.id(), &args)
         })
