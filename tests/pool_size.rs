@@ -9,11 +9,65 @@ fn whoami() -> u32 {
     std::process::id()
 }
 
+#[timeout(secs = 5.0, mode = "pool")]
+fn whoami_after(ms: u64) -> u32 {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    std::process::id()
+}
+
+#[timeout(secs = 5.0, mode = "pool")]
+fn another_function() -> u32 {
+    std::process::id()
+}
+
 #[test]
 fn pool_settings_in_turn() {
+    by_default_as_many_idle_workers_as_cpus_are_kept();
+    one_pool_serves_every_pool_function();
     an_idle_worker_lives_until_its_idle_timeout();
     the_pool_keeps_as_many_idle_workers_as_it_is_told();
     idle_workers_retire_after_the_idle_timeout();
+}
+
+/// Before any setting: more concurrent calls than CPUs each get a worker;
+/// afterwards as many as there are CPUs stay, the rest retire.
+fn by_default_as_many_idle_workers_as_cpus_are_kept() {
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let calls: Vec<_> = (0..cpus + 2)
+        .map(|_| std::thread::spawn(|| whoami_after(300).unwrap()))
+        .collect();
+    let workers: Vec<u32> = calls.into_iter().map(|c| c.join().unwrap()).collect();
+    let mut distinct = workers.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        cpus + 2,
+        "calls shared a worker: {workers:?}"
+    );
+    let alive = || {
+        workers
+            .iter()
+            .filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while alive() > cpus {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} workers kept",
+            alive()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(alive(), cpus);
+}
+
+/// One pool per process: a worker that served one function serves another.
+fn one_pool_serves_every_pool_function() {
+    rwt::set_pool_size(1);
+    let worker = whoami().unwrap();
+    assert_eq!(another_function().unwrap(), worker);
 }
 
 /// With the default 30 s idle time, a worker left idle for 6 s is still

@@ -91,6 +91,50 @@ fn a_bare_attribute_runs_in_another_process() {
     assert_ne!(whoami().unwrap(), std::process::id());
 }
 
+#[timeout]
+fn bare_and_slow() -> u8 {
+    std::thread::sleep(std::time::Duration::from_secs(10));
+    0
+}
+
+#[test]
+fn a_bare_attribute_means_one_second_one_attempt_kill() {
+    let start = std::time::Instant::now();
+    match bare_and_slow() {
+        Err(rwt::Error::Timeout {
+            secs,
+            attempts,
+            killed,
+            ..
+        }) => assert_eq!((secs, attempts, killed), (1.0, 1, true)),
+        other => panic!("expected the default timeout, got {other:?}"),
+    }
+    assert!(start.elapsed() < std::time::Duration::from_millis(1500));
+}
+
+/// Neither `Serialize` nor `Deserialize`: fork mode never copies arguments.
+struct Plain {
+    items: Vec<u32>,
+    lock: std::sync::Mutex<u32>,
+}
+
+#[timeout(secs = 5.0)]
+fn uses_plain(plain: &Plain, file: std::fs::File) -> u32 {
+    let seen = *plain.lock.lock().unwrap();
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0) as u32;
+    plain.items.iter().sum::<u32>() + seen + len
+}
+
+#[test]
+fn fork_mode_takes_arguments_that_cannot_be_serialized() {
+    let plain = Plain {
+        items: vec![1, 2, 3],
+        lock: std::sync::Mutex::new(10),
+    };
+    let file = std::fs::File::open("/dev/null").unwrap();
+    assert_eq!(uses_plain(&plain, file).unwrap(), 16);
+}
+
 struct Counter {
     base: u32,
 }
