@@ -44,7 +44,7 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Vec<syn::Error>) -> Args {
             ));
             return skip_value(&meta);
         }
-        let value: syn::Expr = meta.value()?.parse()?;
+        let value = ungroup(meta.value()?.parse()?);
         let slot = match key.as_str() {
             "secs" => &mut out.secs,
             "ntries" => &mut out.ntries,
@@ -71,6 +71,16 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Vec<syn::Error>) -> Args {
     }
     errors.extend(found);
     out
+}
+
+/// A value passed through a `macro_rules!` fragment (`$secs:expr`,
+/// `$mode:literal`) arrives in an invisible group: look through it, so it
+/// means what it would written by hand.
+fn ungroup(expr: syn::Expr) -> syn::Expr {
+    match expr {
+        syn::Expr::Group(g) => ungroup(*g.expr),
+        other => other,
+    }
 }
 
 /// After a problem, consume `= value` or `(...)` so parsing goes on.

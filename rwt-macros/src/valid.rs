@@ -107,7 +107,6 @@ fn number(expr: &syn::Expr) -> Option<syn::Result<f64>> {
             expr,
             ..
         }) => number(expr).map(|r| r.map(|v| -v)),
-        syn::Expr::Group(g) => number(&g.expr),
         syn::Expr::Paren(p) => number(&p.expr),
         _ => None,
     }
