@@ -179,32 +179,12 @@ fn the_child_never_runs_the_callers_exit_code_nor_returns_into_it() {
 
 #[test]
 fn helper_caller_that_will_be_killed() {
-    let pid_file = std::env::var("RWT_TEST_PID_FILE");
-    if common::is_helper("killed-caller-fork") {
-        let _ = fork::lingers(pid_file.unwrap());
-    } else if common::is_helper("killed-caller-exec") {
-        let _ = exec::lingers(pid_file.unwrap());
-    } else if common::is_helper("killed-caller-pool") {
-        let _ = pool::lingers(pid_file.unwrap());
+    if let Some(lingers) = helper_fn!("killed-caller", lingers) {
+        let _ = lingers(std::env::var("RWT_TEST_PID_FILE").unwrap());
     }
 }
 
-mod the_child_dies_with_its_caller {
-    #[test]
-    fn fork() {
-        super::caller_dies("killed-caller-fork");
-    }
-
-    #[test]
-    fn exec() {
-        super::caller_dies("killed-caller-exec");
-    }
-
-    #[test]
-    fn pool() {
-        super::caller_dies("killed-caller-pool");
-    }
-}
+test_each_mode_role!(the_child_dies_with_its_caller, caller_dies, "killed-caller");
 
 /// Starts a helper process that makes a 60 s call as `role`, SIGKILLs it
 /// once the child runs, and expects the child gone within a second.

@@ -11,6 +11,15 @@ use rwt::{CommandExt, Error, Options};
 
 const SLACK: Duration = Duration::from_millis(500);
 
+/// An `Output` to fill with `output_timeout_into`.
+fn empty_output() -> Output {
+    Output {
+        status: std::process::ExitStatus::from_raw(0),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    }
+}
+
 #[test]
 fn an_exit_status_comes_back_as_it_is() {
     assert_eq!(
@@ -47,11 +56,7 @@ fn a_command_that_overruns_is_killed_and_reaped() {
 
 #[test]
 fn the_killed_command_is_gone_from_the_process_table() {
-    let mut out = Output {
-        status: std::process::ExitStatus::from_raw(0),
-        stdout: Vec::new(),
-        stderr: Vec::new(),
-    };
+    let mut out = empty_output();
     let err = Command::new("sh")
         .args(["-c", "echo $$; exec sleep 10"])
         .output_timeout_into(&Options::new().secs(0.3), &mut out)
@@ -68,11 +73,7 @@ fn the_killed_command_is_gone_from_the_process_table() {
 
 #[test]
 fn a_grandchild_goes_with_the_group_and_partial_output_is_kept() {
-    let mut out = Output {
-        status: std::process::ExitStatus::from_raw(0),
-        stdout: Vec::new(),
-        stderr: Vec::new(),
-    };
+    let mut out = empty_output();
     let err = Command::new("sh")
         .args(["-c", "sleep 30 & echo $!; echo started >&2; wait"])
         .output_timeout_into(&Options::new().secs(0.5), &mut out)

@@ -160,13 +160,7 @@ test_in_every_mode! {
 
 #[test]
 fn helper_eight_calls_in_flight() {
-    let call = if common::is_helper("eight-fork") {
-        fork::lingers
-    } else if common::is_helper("eight-exec") {
-        exec::lingers
-    } else if common::is_helper("eight-pool") {
-        pool::lingers
-    } else {
+    let Some(call) = helper_fn!("eight", lingers) else {
         return;
     };
     let dir = std::env::var("RWT_TEST_PID_DIR").unwrap();
@@ -208,22 +202,11 @@ fn caller_killed_with_eight_calls_in_flight(role: &str) {
     let _ = std::fs::remove_dir_all(dir.path());
 }
 
-mod the_caller_killed_with_eight_calls_in_flight_takes_them_along {
-    #[test]
-    fn fork() {
-        super::caller_killed_with_eight_calls_in_flight("eight-fork");
-    }
-
-    #[test]
-    fn exec() {
-        super::caller_killed_with_eight_calls_in_flight("eight-exec");
-    }
-
-    #[test]
-    fn pool() {
-        super::caller_killed_with_eight_calls_in_flight("eight-pool");
-    }
-}
+test_each_mode_role!(
+    the_caller_killed_with_eight_calls_in_flight_takes_them_along,
+    caller_killed_with_eight_calls_in_flight,
+    "eight"
+);
 
 #[timeout(secs = 0.3)]
 fn uses_the_callers_runtime() -> u8 {

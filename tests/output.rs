@@ -18,13 +18,7 @@ in_every_mode! {
 
 #[test]
 fn helper_printer() {
-    let call = if common::is_helper("printer-fork") {
-        fork::child_prints
-    } else if common::is_helper("printer-exec") {
-        exec::child_prints
-    } else if common::is_helper("printer-pool") {
-        pool::child_prints
-    } else {
+    let Some(call) = helper_fn!("printer", child_prints) else {
         return;
     };
     print!("parent-partial ");
@@ -75,22 +69,11 @@ fn once_and_in_order(role: &str) {
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{stdout}");
 }
 
-mod output_comes_out_once_and_in_order {
-    #[test]
-    fn fork() {
-        super::once_and_in_order("printer-fork");
-    }
-
-    #[test]
-    fn exec() {
-        super::once_and_in_order("printer-exec");
-    }
-
-    #[test]
-    fn pool() {
-        super::once_and_in_order("printer-pool");
-    }
-}
+test_each_mode_role!(
+    output_comes_out_once_and_in_order,
+    once_and_in_order,
+    "printer"
+);
 
 #[test]
 fn under_libtest_capture_a_fork_childs_print_macros_are_not_shown() {

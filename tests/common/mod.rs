@@ -211,40 +211,73 @@ pub fn helper_command(test: &str, role: &str) -> std::process::Command {
 /// every mode. Every function names at least one option and a return type.
 #[macro_export]
 macro_rules! in_every_mode {
-    ($(
+    ($($items:tt)*) => {
+        $crate::mode_module!(fork, "fork", $($items)*);
+        $crate::mode_module!(exec, "exec", $($items)*);
+        $crate::mode_module!(pool, "pool", $($items)*);
+    };
+}
+
+/// One module of [`in_every_mode!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! mode_module {
+    ($module:ident, $mode:literal, $(
         $(#[doc = $doc:literal])*
         #[timeout($($opt:tt)+)]
         fn $name:ident $args:tt -> $ret:ty $body:block
     )*) => {
         #[allow(dead_code)]
-        pub mod fork {
+        pub mod $module {
             #[allow(unused_imports)]
             use super::*;
             $(
                 $(#[doc = $doc])*
-                #[rwt::timeout($($opt)+, mode = "fork")]
+                #[rwt::timeout($($opt)+, mode = $mode)]
                 pub fn $name $args -> $ret $body
             )*
         }
-        #[allow(dead_code)]
-        pub mod exec {
-            #[allow(unused_imports)]
-            use super::*;
-            $(
-                $(#[doc = $doc])*
-                #[rwt::timeout($($opt)+, mode = "exec")]
-                pub fn $name $args -> $ret $body
-            )*
-        }
-        #[allow(dead_code)]
-        pub mod pool {
-            #[allow(unused_imports)]
-            use super::*;
-            $(
-                $(#[doc = $doc])*
-                #[rwt::timeout($($opt)+, mode = "pool")]
-                pub fn $name $args -> $ret $body
-            )*
+    };
+}
+
+/// The mode a helper process runs in, if this process is the helper for
+/// `role` (started as `<role>-fork`, `<role>-exec` or `<role>-pool`).
+pub fn helper_mode(role: &str) -> Option<&'static str> {
+    ["fork", "exec", "pool"]
+        .into_iter()
+        .find(|mode| is_helper(&format!("{role}-{mode}")))
+}
+
+/// In a helper for `$role`, the function `$name` of the helper's mode.
+#[macro_export]
+macro_rules! helper_fn {
+    ($role:literal, $name:ident) => {
+        $crate::common::helper_mode($role).map(|mode| match mode {
+            "fork" => fork::$name,
+            "exec" => exec::$name,
+            _ => pool::$name,
+        })
+    };
+}
+
+/// A module `$name` with one test per mode, each calling
+/// `$run("<role>-<mode>")` (for tests that start a helper process).
+#[macro_export]
+macro_rules! test_each_mode_role {
+    ($name:ident, $run:ident, $role:literal) => {
+        mod $name {
+            #[test]
+            fn fork() {
+                super::$run(concat!($role, "-fork"));
+            }
+            #[test]
+            fn exec() {
+                super::$run(concat!($role, "-exec"));
+            }
+            #[test]
+            fn pool() {
+                super::$run(concat!($role, "-pool"));
+            }
         }
     };
 }
