@@ -123,9 +123,6 @@ pub(crate) fn attempt<R: DeserializeOwned>(
 ) -> Outcome<R> {
     // The deadline runs from the call: the cost of starting counts.
     let deadline = Deadline::after(opts.secs);
-    // What the caller printed so far goes out before anything the child
-    // prints: the two share the terminal or pipe.
-    let _ = std::io::Write::flush(&mut std::io::stdout());
     match spawn(opts.kill, false) {
         Ok((pid, channel)) => {
             let request = (request_header(id, args.len()), args);

@@ -149,6 +149,10 @@ pub mod __private {
     {
         std::hint::black_box(registration);
         let args = encode_args(function, registered, args)?;
+        // What the caller printed so far goes out before anything the child
+        // prints (they share the terminal or pipe); the caller prints
+        // nothing more until the call returns, so once per call is enough.
+        let _ = std::io::Write::flush(&mut std::io::stdout());
         let attempt = match mode {
             ExecMode::Exec => crate::exec::attempt,
             ExecMode::Pool => crate::pool::attempt,

@@ -114,8 +114,6 @@ pub(crate) fn attempt<R: DeserializeOwned>(
     args: &[u8],
 ) -> Outcome<R> {
     let deadline = Deadline::after(opts.secs);
-    // What the caller printed so far goes out before what the worker prints.
-    let _ = std::io::Write::flush(&mut std::io::stdout());
     let worker = match take_idle() {
         Some(w) => w,
         None => match start_via_pool_thread() {
