@@ -262,7 +262,7 @@ fn attempt_once(
         let ready = deadline::wait_any(&fds, until)?;
         if cancel.is_some() && ready.last() == Some(&true) {
             tracing::debug!(target: "rwt", function, pid = child.pid(), "cancelled, killing");
-            let _ = watch::kill(child, std::time::Duration::ZERO);
+            let _ = watch::kill_now(child, std::time::Duration::ZERO);
             return Ok(Ended::Cancelled);
         }
     }
@@ -277,7 +277,7 @@ fn attempt_once(
         return Ok(Ended::Timeout { orphan: Some(pid) });
     }
     tracing::debug!(target: "rwt", function, pid, "timed out, killing");
-    let status = watch::kill(child, opts.grace);
+    let status = watch::kill_now(child, opts.grace);
     // After SIGKILL alone, an exit status means the command beat the kill:
     // it exited. Once SIGTERM was sent, how it ended is our doing.
     Ok(match status {

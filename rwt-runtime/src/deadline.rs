@@ -1,11 +1,15 @@
 //! Deadlines on the monotonic clock, and waiting for file descriptors
 //! without ever letting a signal shorten or stretch the wait.
 
+use std::future::Future;
 use std::os::fd::BorrowedFd;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags};
+
+use crate::cancel::Epoch;
 
 /// A point on the monotonic clock (`Instant`: never the wall clock, which
 /// can jump).
@@ -29,6 +33,10 @@ impl Deadline {
 
     pub(crate) fn passed(self) -> bool {
         Instant::now() >= self.0
+    }
+
+    pub(crate) fn instant(self) -> Instant {
+        self.0
     }
 }
 
@@ -76,7 +84,25 @@ pub(crate) fn wait_ready(
     cancel: Option<BorrowedFd<'_>>,
     deadline: Deadline,
 ) -> nix::Result<Ready> {
-    let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(3);
+    let mut fds = poll_fds(channel, exit, cancel);
+    if !poll_until(&mut fds, deadline)? {
+        return Ok(Ready::default());
+    }
+    Ok(revents(
+        &fds,
+        channel.is_some(),
+        exit.is_some(),
+        cancel.is_some(),
+    ))
+}
+
+/// The `ppoll` set of a wait: the channel first, then exit, then cancel.
+fn poll_fds<'a>(
+    channel: Option<(BorrowedFd<'a>, bool)>,
+    exit: Option<BorrowedFd<'a>>,
+    cancel: Option<BorrowedFd<'a>>,
+) -> Vec<PollFd<'a>> {
+    let mut fds: Vec<PollFd<'a>> = Vec::with_capacity(3);
     if let Some((c, want_write)) = channel {
         let mut events = PollFlags::POLLIN;
         if want_write {
@@ -87,26 +113,93 @@ pub(crate) fn wait_ready(
     for fd in [exit, cancel].into_iter().flatten() {
         fds.push(PollFd::new(fd, PollFlags::POLLIN));
     }
+    fds
+}
+
+/// What a polled set built by [`poll_fds`] says.
+fn revents(fds: &[PollFd<'_>], channel: bool, exit: bool, cancel: bool) -> Ready {
     let mut ready = Ready::default();
-    if !poll_until(&mut fds, deadline)? {
-        return Ok(ready);
-    }
     let failed = PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL;
     let mut events = fds
         .iter()
         .map(|fd| fd.revents().unwrap_or(PollFlags::empty()));
-    if channel.is_some() {
+    if channel {
         let ev = events.next().unwrap_or(PollFlags::empty());
         ready.readable = ev.intersects(PollFlags::POLLIN | failed);
         ready.writable = ev.intersects(PollFlags::POLLOUT | failed);
     }
-    if exit.is_some() {
+    if exit {
         ready.exited = events.next().is_some_and(|e| !e.is_empty());
     }
-    if cancel.is_some() {
+    if cancel {
         ready.cancelled = events.next().is_some_and(|e| !e.is_empty());
     }
-    Ok(ready)
+    ready
+}
+
+/// How a call waits on its descriptors: by blocking its thread (sync
+/// calls, [`Blocking`]) or by handing them to an executor and yielding
+/// (async calls). The code that watches, kills and reaps a child is written
+/// once, against this trait.
+pub(crate) trait Waiter {
+    /// Waits until the channel is readable (or writable, if asked), the exit
+    /// descriptor is readable, `cancel` is cancelled, or `until` passes
+    /// (then nothing is ready). Never reports less than is ready now.
+    fn ready<'a>(
+        &'a mut self,
+        channel: Option<(BorrowedFd<'a>, bool)>,
+        exit: Option<BorrowedFd<'a>>,
+        cancel: Option<&'a Epoch>,
+        until: Deadline,
+    ) -> impl Future<Output = nix::Result<Ready>> + 'a;
+}
+
+/// The waiter of sync calls: `ppoll` on the calling thread.
+pub(crate) struct Blocking;
+
+impl Waiter for Blocking {
+    fn ready<'a>(
+        &'a mut self,
+        channel: Option<(BorrowedFd<'a>, bool)>,
+        exit: Option<BorrowedFd<'a>>,
+        cancel: Option<&'a Epoch>,
+        until: Deadline,
+    ) -> impl Future<Output = nix::Result<Ready>> + 'a {
+        std::future::ready(wait_ready(channel, exit, cancel.map(Epoch::fd), until))
+    }
+}
+
+/// Runs code written for any [`Waiter`] with [`Blocking`], which never
+/// yields: one poll finishes it.
+pub(crate) fn block_now<F: Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        Poll::Ready(value) => value,
+        Poll::Pending => unreachable!("a blocking wait never yields"),
+    }
+}
+
+/// What is ready now, without waiting.
+pub(crate) fn ready_now(
+    channel: Option<(BorrowedFd<'_>, bool)>,
+    exit: Option<BorrowedFd<'_>>,
+    cancel: Option<&Epoch>,
+) -> nix::Result<Ready> {
+    let mut fds = poll_fds(channel, exit, cancel.map(Epoch::fd));
+    match ppoll(
+        &mut fds,
+        nix::sys::time::TimeSpec::from_duration(Duration::ZERO),
+    ) {
+        Ok(0) | Err(Errno::EINTR) => Ok(Ready::default()),
+        Ok(_) => Ok(revents(
+            &fds,
+            channel.is_some(),
+            exit.is_some(),
+            cancel.is_some(),
+        )),
+        Err(e) => Err(e),
+    }
 }
 
 /// Waits until any of `fds` is readable (or hung up) or the deadline

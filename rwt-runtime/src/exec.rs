@@ -22,10 +22,11 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType};
 use nix::unistd::Pid;
 use serde::de::DeserializeOwned;
 
-use crate::deadline::Deadline;
+use crate::deadline::{Deadline, Waiter};
 use crate::options::Checked;
+use crate::process::Child;
 use crate::registry::{self, RegisteredFd};
-use crate::watch::{self, Outcome};
+use crate::watch::{self, Guarded, Outcome};
 
 /// The variable that tells a run of the binary it is an rwt child, and
 /// carries the call's nonce. Never enough on its own (see [`entry`]).
@@ -114,19 +115,30 @@ pub(crate) fn exe_identity() -> io::Result<(u64, u64)> {
 }
 
 /// Runs one attempt of function `id` with its encoded `args` in a fresh
-/// process.
-pub(crate) fn attempt<R: DeserializeOwned>(
+/// process, started by this thread (sync calls) or by rwt's spawner thread
+/// (async calls, `on_spawner`), so that it does not die with whichever
+/// thread polled the future.
+pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
+    waiter: &mut W,
     function: &str,
     opts: &Checked,
     id: u64,
     args: &[u8],
+    on_spawner: bool,
 ) -> Outcome<R> {
     // The deadline runs from the call: the cost of starting counts.
     let deadline = Deadline::after(opts.secs);
-    match spawn(opts.kill, false) {
+    let kill = opts.kill;
+    let started = if on_spawner {
+        crate::spawner::run(move || spawn(kill, false))
+    } else {
+        spawn(kill, false)
+    };
+    match started {
         Ok((pid, channel)) => {
             let request = (request_header(id, args.len()), args);
-            watch::watch(function, opts, pid, channel, request, deadline)
+            let child = Guarded::new(Child::adopt(pid));
+            watch::watch(waiter, function, opts, child, channel, request, deadline).await
         }
         Err(e) => watch::spawn_failed(function, e),
     }

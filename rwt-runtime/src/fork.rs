@@ -4,6 +4,7 @@
 
 use std::io::{self, Write};
 use std::mem::ManuallyDrop;
+use std::time::Instant;
 
 use nix::fcntl::{FcntlArg, OFlag};
 use nix::unistd::{ForkResult, Pid};
@@ -11,11 +12,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::child;
-use crate::deadline::Deadline;
+use crate::deadline::{block_now, Blocking, Deadline, Waiter};
 use crate::options::Checked;
+use crate::process::Child;
 use crate::registry::{self, RegisteredFd};
-use crate::run;
-use crate::watch::{self, Outcome};
+use crate::run::{self, Retry, Step};
+use crate::spawner;
+use crate::watch::{self, Guarded, Outcome};
 use crate::{Error, Options};
 
 /// The function, kept by the caller across attempts. Each forked child
@@ -60,39 +63,86 @@ where
 {
     let mut body = Body::new(body);
     run::run(options, function, |opts| {
-        attempt(function, opts, &mut body, failed)
+        let started = spawn(opts.kill, &mut body, failed);
+        block_now(attempt(&mut Blocking, function, opts, started))
     })
 }
 
-/// Runs one attempt of `body` in a forked child.
-fn attempt<R, F>(
+/// [`call`] for async callers: each child is forked by rwt's spawner
+/// thread (so it does not die with whichever thread polled the future), and
+/// the future waits through `waiter`. Dropping the future kills the child.
+pub(crate) async fn call_async<R, F, W>(
+    options: &Options,
+    function: &str,
+    body: F,
+    failed: fn(&R) -> bool,
+    mut waiter: W,
+) -> Result<R, Error>
+where
+    F: FnOnce() -> R + Send,
+    R: Serialize + DeserializeOwned,
+    W: Waiter,
+{
+    let mut body = Body::new(body);
+    let mut retry = Retry::new(options, function)?;
+    // What the caller printed so far goes out before the child's output.
+    let _ = io::stdout().flush();
+    loop {
+        retry.start();
+        let opts = retry.opts().clone();
+        let kill = opts.kill;
+        let body = &mut body;
+        let started = spawner::run(move || spawn(kill, body, failed));
+        let outcome = attempt(&mut waiter, function, &opts, started).await;
+        if let Step::Done(result) = retry.record(outcome) {
+            return result;
+        }
+    }
+}
+
+/// Watches one attempt whose child was just forked (or failed to be).
+async fn attempt<R, W>(
+    waiter: &mut W,
     function: &str,
     opts: &Checked,
-    body: &mut Body<F>,
-    failed: fn(&R) -> bool,
+    started: io::Result<(Pid, RegisteredFd, Instant)>,
 ) -> Outcome<R>
 where
-    F: FnOnce() -> R,
-    R: Serialize + DeserializeOwned,
+    R: DeserializeOwned,
+    W: Waiter,
 {
-    // The deadline runs from the call: the cost of forking counts.
-    let deadline = Deadline::after(opts.secs);
-    match spawn(opts.kill, body, failed) {
-        Ok((pid, read)) => watch::watch(function, opts, pid, read, (Vec::new(), &[]), deadline),
+    match started {
+        Ok((pid, read, start)) => {
+            // The deadline runs from the call: the cost of forking counts.
+            let deadline = Deadline::after(opts.secs.saturating_sub(start.elapsed()));
+            let child = Guarded::new(Child::adopt(pid));
+            watch::watch(
+                waiter,
+                function,
+                opts,
+                child,
+                read,
+                (Vec::new(), &[]),
+                deadline,
+            )
+            .await
+        }
         Err(e) => watch::spawn_failed(function, e),
     }
 }
 
 /// Forks the child. Returns its pid and the read end of its result pipe.
+/// Also returns when it started, the start of the attempt's deadline.
 fn spawn<R, F>(
     kill: bool,
     body: &mut Body<F>,
     failed: fn(&R) -> bool,
-) -> io::Result<(Pid, RegisteredFd)>
+) -> io::Result<(Pid, RegisteredFd, Instant)>
 where
     F: FnOnce() -> R,
     R: Serialize,
 {
+    let start = Instant::now();
     child::ensure_panic_hook();
     // Lock order: stdout, stderr, then rwt's registry (a caller that holds
     // the stdout lock while calling us must not deadlock with another
@@ -149,7 +199,7 @@ where
             // its own group, so a group kill never misses it.
             let _ = nix::unistd::setpgid(child, child);
             nix::fcntl::fcntl(read.fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
-            Ok((child, read))
+            Ok((child, read, start))
         }
         Err(e) => {
             write.close_locked(&mut shared);

@@ -31,6 +31,7 @@ mod entry;
 mod error;
 #[cfg(target_os = "linux")]
 mod exec;
+mod executor;
 #[cfg(unix)]
 mod fork;
 mod options;
@@ -44,6 +45,10 @@ mod reaper;
 mod registry;
 #[cfg(unix)]
 mod run;
+#[cfg(unix)]
+mod spawner;
+#[cfg(unix)]
+mod waiter;
 #[cfg(unix)]
 mod watch;
 
@@ -91,6 +96,9 @@ pub mod __private {
     use serde::de::DeserializeOwned;
     use serde::Serialize;
 
+    use std::future::Future;
+
+    pub use crate::executor::block_on;
     pub use crate::options::{grace_problem, secs_problem};
     pub use crate::{Error, Options};
 
@@ -111,6 +119,48 @@ pub mod __private {
     {
         crate::fork::call(options, function, body, failed)
     }
+
+    /// Runs the body of a fork-mode `async` `#[timeout]` function: `body`
+    /// runs the async body to completion in the child. The child is forked
+    /// by rwt's spawner thread (so `body` must be `Send`); the returned
+    /// future waits without blocking its thread, and dropping it kills the
+    /// child.
+    ///
+    /// # Errors
+    ///
+    /// As documented on `rwt::Error`.
+    pub fn call_fork_async<R, F>(
+        options: &Options,
+        function: &'static str,
+        body: F,
+        failed: fn(&R) -> bool,
+    ) -> impl Future<Output = Result<R, Error>>
+    where
+        F: FnOnce() -> R + Send,
+        R: CrossesProcesses,
+    {
+        let options = options.clone();
+        async move {
+            let waiter = crate::waiter::AsyncWaiter::new();
+            crate::fork::call_async(&options, function, body, failed, waiter).await
+        }
+    }
+
+    /// An argument of an async fork-mode function: the child is forked by
+    /// rwt's spawner thread, so what the body captures must be `Send`.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be an argument of an async fork-mode `#[timeout]` function",
+        label = "this argument must be `Send`",
+        note = "the child of an async call is started by rwt's spawner thread, which \
+                needs the arguments; pass a `Send` type, or use `mode = \"exec\"`, \
+                where arguments are copied instead"
+    )]
+    pub trait AsyncArgument {}
+
+    impl<T: ?Sized + Send> AsyncArgument for T {}
+
+    /// Fails to compile, at the user's parameter type, when it is not `Send`.
+    pub const fn async_argument<T: ?Sized + AsyncArgument>() {}
 
     #[cfg(target_os = "linux")]
     pub use crate::entry::{function_id, register, run_in_child, ExecFn, ExecFrame};
@@ -153,13 +203,67 @@ pub mod __private {
         // prints (they share the terminal or pipe); the caller prints
         // nothing more until the call returns, so once per call is enough.
         let _ = std::io::Write::flush(&mut std::io::stdout());
-        let attempt = match mode {
-            ExecMode::Exec => crate::exec::attempt,
-            ExecMode::Pool => crate::pool::attempt,
-        };
         crate::run::run(options, function, |opts| {
-            attempt(function, opts, registered.id(), &args)
+            let mut waiter = crate::deadline::Blocking;
+            let id = registered.id();
+            crate::deadline::block_now(async {
+                match mode {
+                    ExecMode::Exec => {
+                        crate::exec::attempt(&mut waiter, function, opts, id, &args, false).await
+                    }
+                    ExecMode::Pool => {
+                        crate::pool::attempt(&mut waiter, function, opts, id, &args, false).await
+                    }
+                }
+            })
         })
+    }
+
+    /// [`call_exec`] for an async function: the arguments are encoded now;
+    /// the returned future waits without blocking its thread, and dropping
+    /// it kills the child (a pool worker is then not reused).
+    ///
+    /// # Errors
+    ///
+    /// As for [`call_exec`].
+    #[cfg(target_os = "linux")]
+    pub fn call_exec_async<A, R>(
+        options: &Options,
+        function: &'static str,
+        registered: &'static ExecFn,
+        registration: &'static extern "C" fn(),
+        args: &A,
+        mode: ExecMode,
+    ) -> impl Future<Output = Result<R, Error>> + use<A, R>
+    where
+        A: Serialize,
+        R: CrossesProcesses,
+    {
+        std::hint::black_box(registration);
+        let args = encode_args(function, registered, args);
+        let options = options.clone();
+        async move {
+            let args = args?;
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            let mut waiter = crate::waiter::AsyncWaiter::new();
+            let mut retry = crate::run::Retry::new(&options, function)?;
+            let id = registered.id();
+            loop {
+                retry.start();
+                let opts = retry.opts().clone();
+                let outcome = match mode {
+                    ExecMode::Exec => {
+                        crate::exec::attempt(&mut waiter, function, &opts, id, &args, true).await
+                    }
+                    ExecMode::Pool => {
+                        crate::pool::attempt(&mut waiter, function, &opts, id, &args, true).await
+                    }
+                };
+                if let crate::run::Step::Done(result) = retry.record(outcome) {
+                    return result;
+                }
+            }
+        }
     }
 
     /// Checks that a fresh run of the executable can find the function, and

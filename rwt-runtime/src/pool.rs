@@ -23,12 +23,12 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 
 use crate::codec::Kind;
-use crate::deadline::Deadline;
+use crate::deadline::{Deadline, Waiter};
 use crate::options::Checked;
 use crate::process::Child;
 use crate::reaper;
 use crate::registry::{self, RegisteredFd};
-use crate::watch::{self, Outcome};
+use crate::watch::{self, Guarded, Outcome};
 
 /// How long a worker may stay idle before it retires, unless
 /// [`set_pool_idle_timeout`] says otherwise.
@@ -107,11 +107,15 @@ pub fn set_pool_idle_timeout(idle: Duration) {
 }
 
 /// Runs one attempt of function `id` with its encoded `args` on a worker.
-pub(crate) fn attempt<R: DeserializeOwned>(
+/// Workers are always started by the pool thread, so `_on_spawner` (which
+/// async calls set) changes nothing here.
+pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
+    waiter: &mut W,
     function: &str,
     opts: &Checked,
     id: u64,
     args: &[u8],
+    _on_spawner: bool,
 ) -> Outcome<R> {
     let deadline = Deadline::after(opts.secs);
     let worker = match take_idle() {
@@ -121,19 +125,20 @@ pub(crate) fn attempt<R: DeserializeOwned>(
             Err(e) => return watch::spawn_failed(function, e),
         },
     };
-    let Worker {
-        mut child, channel, ..
-    } = worker;
+    let Worker { child, channel, .. } = worker;
+    let mut child = Guarded::new(child);
     let (waited, reader) = watch::exchange(
-        &mut child,
+        waiter,
+        child.child(),
         channel.fd(),
         (crate::exec::request_header(id, args.len()), args),
         opts.result_limit,
         deadline,
         true,
-    );
+    )
+    .await;
     let mut kept = false;
-    let outcome = watch::conclude(function, opts, child, waited, reader, |child, kind| {
+    let answered = |child: Child, kind: Kind| {
         let worker = Worker {
             child,
             channel,
@@ -146,7 +151,8 @@ pub(crate) fn attempt<R: DeserializeOwned>(
             give_back(worker);
             kept = true;
         }
-    });
+    };
+    let outcome = watch::conclude(waiter, function, opts, child, waited, reader, answered).await;
     if !kept {
         ask(Request::Replace);
     }

@@ -15,7 +15,7 @@ use nix::sys::signal::{self, Signal};
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::deadline::{self, Deadline};
+use crate::deadline::{Deadline, Waiter};
 
 /// How a child ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,7 +141,11 @@ impl Child {
     }
 
     /// Waits for the child to end, until `deadline`. Returns whether it did.
-    pub(crate) fn wait_exit(&mut self, deadline: Deadline) -> bool {
+    pub(crate) async fn wait_exit<W: Waiter>(
+        &mut self,
+        waiter: &mut W,
+        deadline: Deadline,
+    ) -> bool {
         loop {
             if self.has_exited() {
                 return true;
@@ -149,13 +153,15 @@ impl Child {
             if deadline.passed() {
                 return false;
             }
-            match self.exit_fd() {
-                Some(fd) => {
-                    if deadline::wait_ready(None, Some(fd), None, deadline).is_err() {
-                        return self.has_exited();
-                    }
-                }
-                None => std::thread::sleep(deadline.remaining().min(FALLBACK_STEP)),
+            // Without a pidfd nothing wakes us when the child ends: look
+            // again in short steps.
+            let exit = self.exit_fd();
+            let until = match exit {
+                Some(_) => deadline,
+                None => Deadline::after(deadline.remaining().min(FALLBACK_STEP)),
+            };
+            if waiter.ready(None, exit, None, until).await.is_err() {
+                return self.has_exited();
             }
         }
     }

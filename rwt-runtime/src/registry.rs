@@ -28,6 +28,8 @@ pub(crate) struct Shared {
     /// Pool mode's idle workers and thread.
     #[cfg(target_os = "linux")]
     pub(crate) pool: crate::pool::State,
+    /// The thread that starts the children of async calls.
+    pub(crate) spawner: crate::spawner::State,
 }
 
 static SHARED: Mutex<Shared> = Mutex::new(Shared {
@@ -37,6 +39,7 @@ static SHARED: Mutex<Shared> = Mutex::new(Shared {
     cancel: crate::cancel::State::new(),
     #[cfg(target_os = "linux")]
     pool: crate::pool::State::new(),
+    spawner: crate::spawner::State::new(),
 });
 
 /// Locks the shared state. A panic while it was held does not poison it for
@@ -77,6 +80,7 @@ impl Shared {
         self.cancel.forget();
         #[cfg(target_os = "linux")]
         self.pool.forget();
+        self.spawner.forget();
         self.owner = std::process::id();
         close
     }
@@ -87,6 +91,7 @@ impl Shared {
         self.cancel.forget();
         #[cfg(target_os = "linux")]
         self.pool.forget();
+        self.spawner.forget();
     }
 }
 

@@ -14,6 +14,123 @@ enum Failure {
     },
 }
 
+/// The retry policy of one call, whatever the mode and whether the caller
+/// waits or awaits: [`Retry::next`] says whether to make another attempt,
+/// [`Retry::record`] takes its outcome.
+pub(crate) struct Retry<'a> {
+    function: &'a str,
+    opts: Checked,
+    attempt: u32,
+    orphans: Vec<u32>,
+    last: Failure,
+}
+
+/// What comes after an attempt.
+pub(crate) enum Step<R> {
+    /// Make another one.
+    Again,
+    /// The call is over.
+    Done(Result<R, Error>),
+}
+
+impl<'a> Retry<'a> {
+    /// Checks `options`: an invalid one ends the call before any attempt.
+    pub(crate) fn new(options: &Options, function: &'a str) -> Result<Self, Error> {
+        Ok(Retry {
+            function,
+            opts: options.check()?,
+            attempt: 0,
+            orphans: Vec::new(),
+            last: Failure::Timeout,
+        })
+    }
+
+    /// The options of the next attempt (every attempt has the same).
+    pub(crate) fn opts(&self) -> &Checked {
+        &self.opts
+    }
+
+    /// Counts the attempt about to be made.
+    pub(crate) fn start(&mut self) {
+        self.attempt += 1;
+        if self.attempt > 1 {
+            tracing::debug!(target: "rwt", function = self.function, attempt = self.attempt, "retrying");
+        }
+    }
+
+    /// Takes the outcome of the attempt just made.
+    pub(crate) fn record<R>(&mut self, outcome: Outcome<R>) -> Step<R> {
+        let function = self.function;
+        let last_try = self.attempt >= self.opts.ntries;
+        match outcome {
+            Outcome::Value(value) => return Step::Done(Ok(value)),
+            // The function's own `Err`: a value. Retried while attempts
+            // remain; the last one is returned as it is.
+            Outcome::Failed(value) if last_try => return Step::Done(Ok(value)),
+            Outcome::Failed(_) => {}
+            Outcome::Timeout { orphan } => {
+                self.orphans.extend(orphan);
+                self.last = Failure::Timeout;
+            }
+            Outcome::Panicked(message) => self.last = Failure::Panicked(message),
+            Outcome::Crashed { signal, exit_code } => {
+                self.last = Failure::Crashed { signal, exit_code };
+            }
+            // The same value would fail the same way: not retried.
+            Outcome::Codec(detail) => {
+                return Step::Done(Err(Error::Codec {
+                    function: function.to_owned(),
+                    detail,
+                }))
+            }
+            Outcome::Cancelled => {
+                return Step::Done(Err(Error::Cancelled {
+                    function: function.to_owned(),
+                }))
+            }
+            // Out of processes or descriptors: retrying at once would only
+            // make it worse.
+            Outcome::Spawn(source) => {
+                return Step::Done(Err(Error::Spawn {
+                    function: function.to_owned(),
+                    source,
+                }))
+            }
+        }
+        if last_try {
+            Step::Done(Err(self.failed()))
+        } else {
+            Step::Again
+        }
+    }
+
+    /// The error of a call whose attempts all failed.
+    fn failed(&mut self) -> Error {
+        let function = self.function.to_owned();
+        let attempts = self.opts.ntries;
+        match std::mem::replace(&mut self.last, Failure::Timeout) {
+            Failure::Timeout => Error::Timeout {
+                function,
+                secs: self.opts.secs_f64,
+                attempts,
+                killed: self.opts.kill,
+                orphans: std::mem::take(&mut self.orphans),
+            },
+            Failure::Panicked(message) => Error::Panicked {
+                function,
+                message,
+                attempts,
+            },
+            Failure::Crashed { signal, exit_code } => Error::Crashed {
+                function,
+                signal,
+                exit_code,
+                attempts,
+            },
+        }
+    }
+}
+
 /// Makes attempts with `options`, retrying as they say, whatever the mode:
 /// `attempt_once` runs one.
 pub(crate) fn run<R>(
@@ -21,69 +138,11 @@ pub(crate) fn run<R>(
     function: &str,
     mut attempt_once: impl FnMut(&Checked) -> Outcome<R>,
 ) -> Result<R, Error> {
-    let opts = options.check()?;
-    let mut orphans = Vec::new();
-    let mut last = Failure::Timeout;
-    for attempt in 1..=opts.ntries {
-        if attempt > 1 {
-            tracing::debug!(target: "rwt", function, attempt, "retrying");
-        }
-        match attempt_once(&opts) {
-            Outcome::Value(value) => return Ok(value),
-            // The function's own `Err`: a value. Retried while attempts
-            // remain; the last one is returned as it is.
-            Outcome::Failed(value) if attempt == opts.ntries => return Ok(value),
-            Outcome::Failed(_) => {}
-            Outcome::Timeout { orphan } => {
-                orphans.extend(orphan);
-                last = Failure::Timeout;
-            }
-            Outcome::Panicked(message) => last = Failure::Panicked(message),
-            Outcome::Crashed { signal, exit_code } => {
-                last = Failure::Crashed { signal, exit_code };
-            }
-            // The same value would fail the same way: not retried.
-            Outcome::Codec(detail) => {
-                return Err(Error::Codec {
-                    function: function.to_owned(),
-                    detail,
-                })
-            }
-            Outcome::Cancelled => {
-                return Err(Error::Cancelled {
-                    function: function.to_owned(),
-                })
-            }
-            // Out of processes or descriptors: retrying at once would only
-            // make it worse.
-            Outcome::Spawn(source) => {
-                return Err(Error::Spawn {
-                    function: function.to_owned(),
-                    source,
-                })
-            }
+    let mut retry = Retry::new(options, function)?;
+    loop {
+        retry.start();
+        if let Step::Done(result) = retry.record(attempt_once(retry.opts())) {
+            return result;
         }
     }
-    let function = function.to_owned();
-    let attempts = opts.ntries;
-    Err(match last {
-        Failure::Timeout => Error::Timeout {
-            function,
-            secs: opts.secs_f64,
-            attempts,
-            killed: opts.kill,
-            orphans,
-        },
-        Failure::Panicked(message) => Error::Panicked {
-            function,
-            message,
-            attempts,
-        },
-        Failure::Crashed { signal, exit_code } => Error::Crashed {
-            function,
-            signal,
-            exit_code,
-            attempts,
-        },
-    })
 }

@@ -10,11 +10,10 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 use nix::sys::socket::MsgFlags;
-use nix::unistd::Pid;
 use serde::de::DeserializeOwned;
 
 use crate::codec::{self, FrameReader, Kind};
-use crate::deadline::{self, Deadline};
+use crate::deadline::{self, Blocking, Deadline, Waiter};
 use crate::options::Checked;
 use crate::process::{Child, Status, FALLBACK_STEP};
 use crate::reaper;
@@ -60,36 +59,92 @@ pub(crate) enum Waited {
     Io(io::Error),
 }
 
+/// How long dropping an unfinished call waits for its killed child to go
+/// before leaving the reap to the background reaper: long enough for an
+/// ordinary process (well under 1 ms), short enough not to stall an
+/// executor thread.
+pub(crate) const DROP_REAP_BOUND: Duration = Duration::from_millis(10);
+
+/// A child in a call, killed (with its group) and reaped if the call is
+/// abandoned before it dealt with it: an async call whose future is
+/// dropped, or a panic in rwt's own code. A child that takes longer than
+/// [`DROP_REAP_BOUND`] to die goes to the background reaper. Never a
+/// zombie, never left running.
+#[derive(Debug)]
+pub(crate) struct Guarded(Option<Child>);
+
+impl Guarded {
+    pub(crate) fn new(child: Child) -> Self {
+        Guarded(Some(child))
+    }
+
+    pub(crate) fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("present until taken")
+    }
+
+    /// The child, no longer guarded: the caller deals with it now.
+    pub(crate) fn into_inner(mut self) -> Child {
+        self.0.take().expect("present until taken")
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            tracing::debug!(target: "rwt", pid = child.pid(), "call abandoned, killing");
+            child.signal_group(Signal::SIGKILL);
+            child.signal(Signal::SIGKILL);
+            let gone = deadline::block_now(
+                child.wait_exit(&mut Blocking, Deadline::after(DROP_REAP_BOUND)),
+            );
+            if gone {
+                let _ = child.reap();
+            } else {
+                reaper::adopt(child);
+            }
+        }
+    }
+}
+
 /// Watches the child `pid` until it returns a result, ends, or runs out of
 /// time, writing `outgoing` to the channel as the child takes it; then
 /// makes sure it is gone (or orphaned) and reaped.
-pub(crate) fn watch<R: DeserializeOwned>(
+pub(crate) async fn watch<R: DeserializeOwned, W: Waiter>(
+    waiter: &mut W,
     function: &str,
     opts: &Checked,
-    pid: Pid,
+    mut child: Guarded,
     channel: RegisteredFd,
     outgoing: (Vec<u8>, &[u8]),
     deadline: Deadline,
 ) -> Outcome<R> {
-    let mut child = Child::adopt(pid);
-    tracing::debug!(target: "rwt", function, pid = child.pid(), "child started");
+    tracing::debug!(target: "rwt", function, pid = child.child().pid(), "child started");
     let (waited, reader) = exchange(
-        &mut child,
+        waiter,
+        child.child(),
         channel.fd(),
         outgoing,
         opts.result_limit,
         deadline,
         false,
-    );
+    )
+    .await;
     drop(channel);
-    conclude(function, opts, child, waited, reader, |child, _| {
-        finish(child, opts.kill);
+    let mut finished = None;
+    let outcome = conclude(waiter, function, opts, child, waited, reader, |child, _| {
+        finished = Some(child);
     })
+    .await;
+    if let Some(child) = finished {
+        finish(waiter, child, opts.kill).await;
+    }
+    outcome
 }
 
 /// Sends `outgoing` and waits for the answer, the child's end or the
 /// deadline.
-pub(crate) fn exchange(
+pub(crate) async fn exchange<W: Waiter>(
+    waiter: &mut W,
     child: &mut Child,
     channel: &OwnedFd,
     (head, body): (Vec<u8>, &[u8]),
@@ -105,6 +160,7 @@ pub(crate) fn exchange(
     };
     let cancel = crate::cancel::current();
     let waited = wait(
+        waiter,
         child,
         channel,
         &mut outgoing,
@@ -112,28 +168,32 @@ pub(crate) fn exchange(
         deadline,
         spin,
         cancel.as_deref(),
-    );
+    )
+    .await;
     (waited, reader)
 }
 
 /// What the end of an exchange means for the caller. A child that answered
 /// goes to `answered` (fork and exec finish it; the pool may keep it); any
 /// other is reaped, killed or left as an orphan here.
-pub(crate) fn conclude<R: DeserializeOwned>(
+///
+/// `answered` must not wait: the async caller deals with the child after.
+pub(crate) async fn conclude<R: DeserializeOwned, W: Waiter>(
+    waiter: &mut W,
     function: &str,
     opts: &Checked,
-    mut child: Child,
+    mut child: Guarded,
     waited: Waited,
     reader: FrameReader,
     answered: impl FnOnce(Child, Kind),
 ) -> Outcome<R> {
     match waited {
         Waited::Frame => {
-            let pid = child.pid();
+            let pid = child.child().pid();
             let Some(frame) = reader.into_frame() else {
                 unreachable!("a complete frame was read")
             };
-            answered(child, frame.kind);
+            answered(child.into_inner(), frame.kind);
             tracing::debug!(target: "rwt", function, pid, bytes = frame.body.len(), "result received");
             match frame.kind {
                 Kind::Value => decoded(&frame.body, Outcome::Value),
@@ -145,6 +205,7 @@ pub(crate) fn conclude<R: DeserializeOwned>(
             }
         }
         Waited::Died => {
+            let mut child = child.into_inner();
             if opts.kill {
                 // The child is gone but not reaped: its group id is still
                 // ours, and whatever it started in the group goes too.
@@ -168,28 +229,28 @@ pub(crate) fn conclude<R: DeserializeOwned>(
             }
         }
         Waited::Timeout => {
-            let pid = child.pid();
+            let pid = child.child().pid();
             if opts.kill {
                 tracing::debug!(target: "rwt", function, pid, "timed out, killing");
-                let _ = kill(child, opts.grace);
+                let _ = kill(waiter, child, opts.grace).await;
                 Outcome::Timeout { orphan: None }
             } else {
                 tracing::debug!(target: "rwt", function, pid, "timed out, left running as an orphan");
-                reaper::adopt(child);
+                reaper::adopt(child.into_inner());
                 Outcome::Timeout { orphan: Some(pid) }
             }
         }
         Waited::Cancelled => {
-            tracing::debug!(target: "rwt", function, pid = child.pid(), "cancelled, killing");
-            let _ = kill(child, Duration::ZERO);
+            tracing::debug!(target: "rwt", function, pid = child.child().pid(), "cancelled, killing");
+            let _ = kill(waiter, child, Duration::ZERO).await;
             Outcome::Cancelled
         }
         Waited::BadFrame(detail) => {
-            let _ = kill(child, Duration::ZERO);
+            let _ = kill(waiter, child, Duration::ZERO).await;
             Outcome::Codec(detail)
         }
         Waited::Io(e) => {
-            let _ = kill(child, Duration::ZERO);
+            let _ = kill(waiter, child, Duration::ZERO).await;
             Outcome::Spawn(e)
         }
     }
@@ -269,7 +330,9 @@ impl Outgoing<'_> {
 /// Waits for a complete frame, the child's end, or the deadline, reading
 /// the channel all along (a large result never fills it and blocks the
 /// child) and writing what the child still needs.
-fn wait(
+#[allow(clippy::too_many_arguments)]
+async fn wait<W: Waiter>(
+    waiter: &mut W,
     child: &mut Child,
     pipe: &OwnedFd,
     outgoing: &mut Outgoing<'_>,
@@ -346,7 +409,7 @@ fn wait(
             outgoing.drop_rest();
         }
         let pipe_fd = pipe_open.then(|| (pipe.as_fd(), outgoing.pending()));
-        match deadline::wait_ready(pipe_fd, exit_fd, cancel.map(|c| c.fd()), until) {
+        match waiter.ready(pipe_fd, exit_fd, cancel, until).await {
             Ok(ready) if ready.cancelled => return Waited::Cancelled,
             Ok(ready) => {
                 look_pipe = ready.readable;
@@ -384,36 +447,53 @@ fn drain(pipe: &OwnedFd, reader: &mut FrameReader) -> Result<bool, Waited> {
 
 /// After a complete frame: make sure the child (and, with kill = true, its
 /// group) is gone, and reap it.
-fn finish(child: Child, kill: bool) {
+pub(crate) async fn finish<W: Waiter>(waiter: &mut W, child: Child, kill: bool) {
     if kill {
         // The frame is the child's last act: everything left in its group
         // (the child on its way out, anything it started) goes now.
         child.signal_group(Signal::SIGKILL);
         child.signal(Signal::SIGKILL);
     }
-    let _ = reap_bounded(child);
+    let _ = reap_bounded(waiter, Guarded::new(child)).await;
 }
 
 /// The kill ladder: SIGTERM (and SIGCONT, so a stopped child can act on it)
 /// to the group, up to `grace` for the child to go, then SIGKILL to the
 /// group, then a bounded reap.
-pub(crate) fn kill(mut child: Child, grace: Duration) -> Option<Status> {
+pub(crate) async fn kill<W: Waiter>(
+    waiter: &mut W,
+    mut child: Guarded,
+    grace: Duration,
+) -> Option<Status> {
     if !grace.is_zero() {
         for sig in [Signal::SIGTERM, Signal::SIGCONT] {
-            child.signal_group(sig);
-            child.signal(sig);
+            child.child().signal_group(sig);
+            child.child().signal(sig);
         }
-        child.wait_exit(Deadline::after(grace));
+        child
+            .child()
+            .wait_exit(waiter, Deadline::after(grace))
+            .await;
     }
-    child.signal_group(Signal::SIGKILL);
-    child.signal(Signal::SIGKILL);
-    reap_bounded(child)
+    child.child().signal_group(Signal::SIGKILL);
+    child.child().signal(Signal::SIGKILL);
+    reap_bounded(waiter, child).await
+}
+
+/// [`kill`] for sync callers.
+pub(crate) fn kill_now(child: Child, grace: Duration) -> Option<Status> {
+    deadline::block_now(kill(&mut Blocking, Guarded::new(child), grace))
 }
 
 /// Reaps the child if it ends within [`REAP_BOUND`] and returns how it
 /// ended; otherwise the background reaper takes it and the call goes on.
-pub(crate) fn reap_bounded(mut child: Child) -> Option<Status> {
-    if child.wait_exit(Deadline::after(REAP_BOUND)) {
+pub(crate) async fn reap_bounded<W: Waiter>(waiter: &mut W, mut child: Guarded) -> Option<Status> {
+    let ended = child
+        .child()
+        .wait_exit(waiter, Deadline::after(REAP_BOUND))
+        .await;
+    let mut child = child.into_inner();
+    if ended {
         Some(child.reap())
     } else {
         tracing::debug!(target: "rwt", pid = child.pid(), "child slow to die, handed to the reaper");
@@ -437,9 +517,10 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = sleeper.id();
-        let child = Child::adopt(Pid::from_raw(pid as i32));
+        let child = Child::adopt(nix::unistd::Pid::from_raw(pid as i32));
         let start = Instant::now();
-        assert_eq!(reap_bounded(child), None);
+        let reaped = deadline::block_now(reap_bounded(&mut Blocking, Guarded::new(child)));
+        assert_eq!(reaped, None);
         let elapsed = start.elapsed();
         assert!(elapsed >= REAP_BOUND, "{elapsed:?}");
         assert!(

@@ -1,0 +1,380 @@
+//! How async calls wait without blocking an executor thread.
+//!
+//! - Inside a tokio runtime, with the `tokio` feature: the call's
+//!   descriptors (result channel, pidfd, cancel epoch) are registered with
+//!   the runtime's reactor (`AsyncFd`) and the deadline with its timer, for
+//!   each wait, and deregistered before the wait returns.
+//! - Anywhere else (any executor, or tokio without the feature): one rwt
+//!   thread, the *poller*, started on first use, `poll`s the descriptors
+//!   of every waiting call and wakes the task whose descriptors are ready
+//!   or whose deadline passed. It needs nothing from the executor but its
+//!   `Waker`.
+//!
+//! Either way a wait first looks at the descriptors without blocking, and
+//! reports what is ready only after looking again: a wake-up never stands
+//! for an event.
+
+use std::future::Future;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use nix::fcntl::OFlag;
+use nix::poll::PollFlags;
+
+use crate::cancel::Epoch;
+use crate::deadline::{ready_now, Deadline, Ready, Waiter};
+use crate::registry::{self, RegisteredFd};
+
+/// The waiter of an async call.
+pub(crate) enum AsyncWaiter {
+    /// The reactor and timer of the tokio runtime the call was made in.
+    #[cfg(feature = "tokio")]
+    Tokio,
+    /// rwt's poller thread.
+    Poller,
+}
+
+impl AsyncWaiter {
+    /// Tokio's reactor if the call is made inside a tokio runtime (and the
+    /// feature is on), the poller otherwise.
+    pub(crate) fn new() -> Self {
+        #[cfg(feature = "tokio")]
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return AsyncWaiter::Tokio;
+        }
+        AsyncWaiter::Poller
+    }
+}
+
+impl Ready {
+    fn any(self) -> bool {
+        self.readable || self.writable || self.exited || self.cancelled
+    }
+}
+
+impl Waiter for AsyncWaiter {
+    async fn ready<'a>(
+        &'a mut self,
+        channel: Option<(BorrowedFd<'a>, bool)>,
+        exit: Option<BorrowedFd<'a>>,
+        cancel: Option<&'a Epoch>,
+        until: Deadline,
+    ) -> nix::Result<Ready> {
+        let now = ready_now(channel, exit, cancel)?;
+        if now.any() || until.passed() {
+            return Ok(now);
+        }
+        match self {
+            #[cfg(feature = "tokio")]
+            AsyncWaiter::Tokio => tokio_wait(channel, exit, cancel, until).await?,
+            AsyncWaiter::Poller => {
+                let mut fds = Vec::with_capacity(3);
+                if let Some((fd, write)) = channel {
+                    let mut events = PollFlags::POLLIN;
+                    if write {
+                        events |= PollFlags::POLLOUT;
+                    }
+                    fds.push((fd.as_raw_fd(), events));
+                }
+                for fd in [exit, cancel.map(Epoch::fd)].into_iter().flatten() {
+                    fds.push((fd.as_raw_fd(), PollFlags::POLLIN));
+                }
+                PollerWait {
+                    fds,
+                    until: until.instant(),
+                    id: None,
+                }
+                .await;
+            }
+        }
+        ready_now(channel, exit, cancel)
+    }
+}
+
+/// A descriptor as tokio's `AsyncFd` holds it: borrowed, never closed by it.
+#[cfg(feature = "tokio")]
+struct Fd(RawFd);
+
+#[cfg(feature = "tokio")]
+impl AsRawFd for Fd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+/// Waits through tokio until one of the descriptors is ready or `until`
+/// passes. Each descriptor is registered for this wait only, so it is
+/// deregistered before anyone can close it; the cancel pipe, which every
+/// call shares, is registered through a private duplicate (one epoll set
+/// cannot hold the same descriptor twice).
+#[cfg(feature = "tokio")]
+async fn tokio_wait(
+    channel: Option<(BorrowedFd<'_>, bool)>,
+    exit: Option<BorrowedFd<'_>>,
+    cancel: Option<&Epoch>,
+    until: Deadline,
+) -> nix::Result<()> {
+    use tokio::io::unix::AsyncFd;
+    use tokio::io::Interest;
+
+    let errno = |e: std::io::Error| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0));
+    let cancel_copy = match cancel {
+        Some(epoch) => {
+            let copy = nix::fcntl::fcntl(epoch.fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(0))?;
+            // SAFETY: fcntl just returned this new descriptor; nothing else
+            // owns it.
+            let copy =
+                unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(copy) };
+            Some(RegisteredFd::new(&mut registry::lock(), copy))
+        }
+        None => None,
+    };
+    let channel = match channel {
+        Some((fd, write)) => {
+            let interest = if write {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            // SAFETY: `fd` is borrowed for the whole of this function, and the
+            // registration is dropped before it returns: the descriptor stays
+            // open, and the same, for as long as tokio holds it.
+            let registered =
+                unsafe { AsyncFd::register_with_interest(Fd(fd.as_raw_fd()), interest) };
+            Some((registered.map_err(|e| errno(e.into()))?, write))
+        }
+        None => None,
+    };
+    let mut readable = Vec::with_capacity(2);
+    for fd in [
+        exit.map(|fd| fd.as_raw_fd()),
+        cancel_copy.as_ref().map(|c| c.fd().as_raw_fd()),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        // SAFETY: as above; the duplicate of the cancel pipe is dropped only
+        // after its registration.
+        let registered = unsafe { AsyncFd::register_with_interest(Fd(fd), Interest::READABLE) };
+        readable.push(registered.map_err(|e| errno(e.into()))?);
+    }
+    let sleep = tokio::time::sleep_until(until.instant().into());
+    tokio::pin!(sleep);
+    std::future::poll_fn(|cx| {
+        if let Some((fd, write)) = &channel {
+            if fd.poll_read_ready(cx).is_ready() || (*write && fd.poll_write_ready(cx).is_ready()) {
+                return Poll::Ready(());
+            }
+        }
+        if readable.iter().any(|fd| fd.poll_read_ready(cx).is_ready()) {
+            return Poll::Ready(());
+        }
+        sleep.as_mut().poll(cx)
+    })
+    .await;
+    // The registrations go first, then the duplicate they name.
+    drop(channel);
+    drop(readable);
+    drop(cancel_copy);
+    Ok(())
+}
+
+/// One wait handed to the poller: registered on first poll, deregistered
+/// when done or dropped.
+struct PollerWait {
+    fds: Vec<(RawFd, PollFlags)>,
+    until: Instant,
+    id: Option<u64>,
+}
+
+/// A wait as the poller holds it.
+struct Registration {
+    id: u64,
+    fds: Vec<(RawFd, PollFlags)>,
+    until: Instant,
+    waker: Waker,
+    fired: bool,
+}
+
+/// The poller's state.
+struct Poller {
+    /// The process it belongs to (a forked child starts afresh).
+    owner: u32,
+    next_id: u64,
+    waits: Vec<Registration>,
+    /// Write end of the pipe that wakes the poller thread, once started.
+    wake: Option<RegisteredFd>,
+}
+
+static POLLER: Mutex<Poller> = Mutex::new(Poller {
+    owner: 0,
+    next_id: 0,
+    waits: Vec::new(),
+    wake: None,
+});
+
+fn poller() -> std::sync::MutexGuard<'static, Poller> {
+    let mut p = POLLER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let me = std::process::id();
+    if p.owner != me {
+        // A copy from the parent process: its thread does not exist here,
+        // and its wake pipe was closed with rwt's other descriptors (or is
+        // the parent's, after the user's own fork). Forget it all.
+        std::mem::forget(std::mem::take(&mut p.waits));
+        if let Some(wake) = p.wake.take() {
+            std::mem::forget(wake);
+        }
+        p.owner = me;
+    }
+    p
+}
+
+impl Future for PollerWait {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut p = poller();
+        if let Some(id) = self.id {
+            if let Some(w) = p.waits.iter_mut().find(|w| w.id == id) {
+                if w.fired {
+                    return Poll::Ready(());
+                }
+                if !w.waker.will_wake(cx.waker()) {
+                    w.waker = cx.waker().clone();
+                }
+                return Poll::Pending;
+            }
+            // Not found: the poller state was reset (a fork). Register again.
+        }
+        if p.wake.is_none() && !start_poller(&mut p) {
+            // No thread: report ready, and the caller looks for itself
+            // (it then waits again: a busy loop, but a correct one).
+            return Poll::Ready(());
+        }
+        p.next_id += 1;
+        let id = p.next_id;
+        p.waits.push(Registration {
+            id,
+            fds: self.fds.clone(),
+            until: self.until,
+            waker: cx.waker().clone(),
+            fired: false,
+        });
+        self.id = Some(id);
+        if let Some(wake) = &p.wake {
+            let _ = nix::unistd::write(wake.fd(), &[1]);
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for PollerWait {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            let mut p = poller();
+            p.waits.retain(|w| w.id != id);
+        }
+    }
+}
+
+/// Starts the poller thread. Called with the poller locked.
+fn start_poller(p: &mut Poller) -> bool {
+    let Ok((read, write)) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK) else {
+        return false;
+    };
+    let (read, write) = {
+        let mut shared = registry::lock();
+        (
+            RegisteredFd::new(&mut shared, read),
+            RegisteredFd::new(&mut shared, write),
+        )
+    };
+    let started = std::thread::Builder::new()
+        .name("rwt-poller".into())
+        .spawn(move || poller_thread(&read));
+    if started.is_err() {
+        return false;
+    }
+    p.wake = Some(write);
+    true
+}
+
+/// The poller thread: polls the descriptors of every wait not yet fired,
+/// and its wake pipe; fires the waits that are ready or past their time.
+fn poller_thread(wake: &RegisteredFd) {
+    let wake_fd = wake.fd().as_raw_fd();
+    let mut set: Vec<nix::libc::pollfd> = Vec::new();
+    // Which wait each entry of `set` (after the wake pipe) belongs to.
+    let mut owners: Vec<u64> = Vec::new();
+    loop {
+        set.clear();
+        owners.clear();
+        set.push(pollfd(wake_fd, PollFlags::POLLIN));
+        let mut next: Option<Instant> = None;
+        {
+            let p = poller();
+            for w in p.waits.iter().filter(|w| !w.fired) {
+                for &(fd, events) in &w.fds {
+                    set.push(pollfd(fd, events));
+                    owners.push(w.id);
+                }
+                next = Some(next.map_or(w.until, |n| n.min(w.until)));
+            }
+        }
+        let timeout = next.map(|n| {
+            *nix::sys::time::TimeSpec::from_duration(n.saturating_duration_since(Instant::now()))
+                .as_ref()
+        });
+        let timeout_ptr = timeout
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const nix::libc::timespec);
+        // SAFETY: `set` is a valid array of `set.len()` pollfd structures,
+        // `timeout_ptr` null or a valid timespec, and no signal mask is
+        // passed. The descriptors are plain numbers to the kernel: one
+        // closed since (its wait was dropped) reports POLLNVAL, harmlessly.
+        let n = unsafe {
+            nix::libc::ppoll(
+                set.as_mut_ptr(),
+                set.len() as nix::libc::nfds_t,
+                timeout_ptr,
+                std::ptr::null(),
+            )
+        };
+        if n < 0 {
+            continue; // EINTR (nothing else can fail here): look again
+        }
+        if set[0].revents != 0 {
+            let mut buf = [0u8; 64];
+            while matches!(nix::unistd::read(wake.fd(), &mut buf), Ok(n) if n > 0) {}
+        }
+        let now = Instant::now();
+        let mut wakers = Vec::new();
+        {
+            let mut p = poller();
+            for w in p.waits.iter_mut().filter(|w| !w.fired) {
+                let ready = set[1..]
+                    .iter()
+                    .zip(&owners)
+                    .any(|(fd, &id)| id == w.id && fd.revents != 0);
+                if ready || now >= w.until {
+                    w.fired = true;
+                    wakers.push(w.waker.clone());
+                }
+            }
+        }
+        wakers.into_iter().for_each(Waker::wake);
+    }
+}
+
+fn pollfd(fd: RawFd, events: PollFlags) -> nix::libc::pollfd {
+    nix::libc::pollfd {
+        fd,
+        events: events.bits(),
+        revents: 0,
+    }
+}

@@ -1,6 +1,0 @@
-#[rwt::timeout]
-async fn f() -> u8 {
-    1
-}
-
-fn main() {}
