@@ -16,6 +16,11 @@
 //! }
 //! ```
 //!
+//! An `async fn` stays `async`: its body becomes
+//! `block_on(async move { body })` (run in the child), the call goes to
+//! `call_fork_async` / `call_exec_async` and is awaited, and in fork mode
+//! each argument type is checked to be `Send` (the spawner thread forks).
+//!
 //! Everything generated reaches rwt through `::rwt::__private` and std
 //! through `::core`, so no name in the user's scope can shadow it.
 
@@ -64,7 +69,7 @@ fn rewrite(function: syn::ItemFn, options: &valid::Options) -> TokenStream {
     // Exhaustive on purpose: a new syn field must be handled, not dropped.
     let syn::Signature {
         constness: _,
-        asyncness: _,
+        asyncness,
         unsafety,
         abi: _,
         fn_token,
@@ -109,11 +114,37 @@ fn rewrite(function: syn::ItemFn, options: &valid::Options) -> TokenStream {
             (&::rwt::__private::Probe(#value)).__rwt_failed()
         }
     };
+    let is_async = asyncness.is_some();
+    // An async body runs to completion on an executor in the child.
+    let block: syn::Block = if is_async {
+        syn::parse_quote!({ ::rwt::__private::block_on(async move #block) })
+    } else {
+        *block
+    };
     let (inputs, call) = match options.mode {
         // The call is spanned at the user's return type: it is the one place
         // that requires `Serialize + DeserializeOwned` of that type, so a
         // type without them is reported once, there, not at the attribute.
         // (The body keeps its own spans: it is interpolated.)
+        Mode::Fork if is_async => {
+            // The spawner thread forks the child: the arguments the body
+            // captures must be `Send`, said at each parameter's type.
+            let checks = inputs.iter().filter_map(|input| match input {
+                syn::FnArg::Typed(param) => {
+                    let ty = &*param.ty;
+                    Some(quote_spanned! {ty.span()=>
+                        let () = ::rwt::__private::async_argument::<#ty>();
+                    })
+                }
+                syn::FnArg::Receiver(_) => None,
+            });
+            let entry = quote_spanned!(ret_span=> ::rwt::__private::call_fork_async);
+            let call = quote_spanned! {ret_span=>
+                #(#checks)*
+                #entry(#settings, #name, move || -> #ret #block, #failed).await
+            };
+            (inputs.into_token_stream(), call)
+        }
         Mode::Fork => {
             let entry = quote_spanned!(ret_span=> ::rwt::__private::call_fork);
             let call = quote_spanned! {ret_span=>
@@ -128,13 +159,13 @@ fn rewrite(function: syn::ItemFn, options: &valid::Options) -> TokenStream {
                 quote!(::rwt::__private::ExecMode::Exec)
             };
             exec_call(
-                &mode, &generics, &inputs, &ret, &block, &settings, &name, &failed,
+                &mode, is_async, &generics, &inputs, &ret, &block, &settings, &name, &failed,
             )
         }
     };
     quote! {
         #(#outer)*
-        #vis #unsafety #fn_token #ident #generics (#inputs)
+        #vis #asyncness #unsafety #fn_token #ident #generics (#inputs)
             -> ::core::result::Result<#ret, ::rwt::Error>
             #where_clause
         {
@@ -165,6 +196,7 @@ fn rewrite(function: syn::ItemFn, options: &valid::Options) -> TokenStream {
 #[allow(clippy::too_many_arguments)] // the parts of one signature
 fn exec_call(
     mode: &TokenStream,
+    is_async: bool,
     generics: &syn::Generics,
     inputs: &syn::punctuated::Punctuated<syn::FnArg, syn::Token![,]>,
     ret: &syn::Type,
@@ -222,7 +254,17 @@ fn exec_call(
     let where_clause = &generics.where_clause;
     let signature_text = quote!((#original) -> #ret).to_string();
     let ret_span = ret.span();
-    let entry = quote_spanned!(ret_span=> ::rwt::__private::call_exec);
+    let (entry, wait) = if is_async {
+        (
+            quote_spanned!(ret_span=> ::rwt::__private::call_exec_async),
+            quote!(.await),
+        )
+    } else {
+        (
+            quote_spanned!(ret_span=> ::rwt::__private::call_exec),
+            quote!(),
+        )
+    };
     let call = quote_spanned! {ret_span=>
         #[cfg(not(target_os = "linux"))]
         ::core::compile_error!("exec and pool modes are supported on Linux only; use `mode = \"fork\"`");
@@ -249,7 +291,7 @@ fn exec_call(
             }
             __rwt_register
         };
-        #entry(#options, #name, &__RWT_FN, &__RWT_REGISTER, &(#(#sent,)*), #mode)
+        #entry(#options, #name, &__RWT_FN, &__RWT_REGISTER, &(#(#sent,)*), #mode)#wait
     };
     (quote!(#(#outer_inputs),*), call)
 }

@@ -267,13 +267,6 @@ pub(crate) fn signature(sig: &syn::Signature, errors: &mut Vec<syn::Error>) {
             "`#[timeout]` cannot go on a `const fn`: a child process cannot run at compile time",
         );
     }
-    if let Some(a) = &sig.asyncness {
-        err(
-            a.to_token_stream(),
-            "`#[timeout]` does not support `async fn` yet; call a plain `fn` from \
-             `tokio::task::spawn_blocking` instead",
-        );
-    }
     if let Some(abi) = &sig.abi {
         err(
             abi.to_token_stream(),
