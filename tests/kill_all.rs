@@ -32,6 +32,38 @@ in_every_mode! {
     }
 }
 
+/// Async calls, cancelled the same way.
+#[rwt::timeout(secs = 30.0)]
+async fn lingers_async(pid_file: String) -> u8 {
+    std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
+    std::thread::sleep(Duration::from_secs(30));
+    0
+}
+
+#[rwt::timeout(secs = 30.0, mode = "exec")]
+async fn lingers_async_exec(pid_file: String) -> u8 {
+    lingers_body(&pid_file)
+}
+
+#[rwt::timeout(secs = 30.0, mode = "pool")]
+async fn lingers_async_pool(pid_file: String) -> u8 {
+    lingers_body(&pid_file)
+}
+
+fn lingers_body(pid_file: &str) -> u8 {
+    std::fs::write(pid_file, std::process::id().to_string()).unwrap();
+    std::thread::sleep(Duration::from_secs(30));
+    0
+}
+
+fn on_tokio<F: std::future::Future>(call: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(call)
+}
+
 #[test]
 fn kill_all_cancels_every_call_in_flight_and_nothing_else() {
     // An orphan made before: kill_all leaves it alone.
@@ -40,17 +72,21 @@ fn kill_all_cancels_every_call_in_flight_and_nothing_else() {
     let orphan = read_pid(orphan_file.path(), Duration::ZERO).unwrap();
     let mut cleanup = KillOnDrop(vec![orphan]);
 
-    // Calls in flight: two per mode, and a command.
-    let files: Vec<Scratch> = (0..6).map(|_| Scratch::new("in-flight")).collect();
+    // Calls in flight: two per mode, three async ones (on tokio and on
+    // another executor), and a command.
+    let files: Vec<Scratch> = (0..9).map(|_| Scratch::new("in-flight")).collect();
     let calls: Vec<_> = files
         .iter()
         .enumerate()
         .map(|(i, f)| {
             let path = f.arg();
-            std::thread::spawn(move || match i % 3 {
-                0 => fork::lingers(path),
-                1 => exec::lingers(path),
-                _ => pool::lingers(path),
+            std::thread::spawn(move || match i {
+                0 | 3 => fork::lingers(path),
+                1 | 4 => exec::lingers(path),
+                2 | 5 => pool::lingers(path),
+                6 => on_tokio(lingers_async(path)),
+                7 => common::park_on(lingers_async_exec(path)),
+                _ => on_tokio(lingers_async_pool(path)),
             })
         })
         .collect();
@@ -67,7 +103,11 @@ fn kill_all_cancels_every_call_in_flight_and_nothing_else() {
     for call in calls {
         match call.join().unwrap() {
             Err(e @ Error::Cancelled { .. }) => {
-                assert_eq!(e.to_string(), "function `lingers` was cancelled");
+                let text = e.to_string();
+                assert!(
+                    text.starts_with("function `lingers") && text.ends_with("` was cancelled"),
+                    "{text}"
+                );
             }
             other => panic!("{other:?}"),
         }

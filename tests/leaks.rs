@@ -39,6 +39,60 @@ in_every_mode! {
 
 /// Calls per mode: 1,000 by default (2,000 in all, as CI runs it); set
 /// `RWT_SOAK_CALLS` for the long soak (10,000 in all: 5000).
+/// The same outcomes from `async fn`s, plus calls dropped mid-way.
+mod asynchronous {
+    use super::*;
+
+    async_in_every_mode! {
+        #[timeout(secs = 2.0)]
+        async fn ok(i: u32) -> u32 {
+            i
+        }
+
+        #[timeout(secs = 2.0)]
+        async fn panics() -> u32 {
+            panic!("boom")
+        }
+
+        #[timeout(secs = 0.05)]
+        async fn spins() -> u32 {
+            loop {
+                std::hint::spin_loop();
+            }
+        }
+
+        #[timeout(secs = 10.0)]
+        async fn sleeps() -> u32 {
+            std::thread::sleep(Duration::from_secs(10));
+            0
+        }
+    }
+}
+
+/// Async calls of every outcome on `runtime`, a fifth of them dropped
+/// while their child runs.
+macro_rules! soak_async {
+    ($runtime:ident, $m:ident) => {
+        $runtime.block_on(async {
+            for i in 0..calls_per_mode() / 5 {
+                match i % 5 {
+                    0 => assert!(matches!(
+                        asynchronous::$m::panics().await,
+                        Err(rwt::Error::Panicked { .. })
+                    )),
+                    1 => assert!(asynchronous::$m::spins().await.unwrap_err().is_timeout()),
+                    2 => {
+                        let call = asynchronous::$m::sleeps();
+                        let cut = tokio::time::timeout(Duration::from_millis(5), call).await;
+                        assert!(cut.is_err());
+                    }
+                    _ => assert_eq!(asynchronous::$m::ok(i).await.unwrap(), i),
+                }
+            }
+        })
+    };
+}
+
 fn calls_per_mode() -> u32 {
     std::env::var("RWT_SOAK_CALLS")
         .ok()
@@ -99,6 +153,14 @@ fn many_calls_of_every_outcome_in_each_mode_leak_nothing() {
     fork::ok(0).unwrap();
     exec::ok(0).unwrap();
     pool::ok(0).unwrap();
+    // rwt's spawner and poller threads, and the runtime's, live on: start
+    // them before counting.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    assert_eq!(runtime.block_on(asynchronous::fork::ok(0)).unwrap(), 0);
+    assert_eq!(common::park_on(asynchronous::exec::ok(0)).unwrap(), 0);
     // Idle pool workers hold a pidfd and a socket each, by design (up to
     // the pool size): count without them.
     rwt::set_pool_size(0);
@@ -109,6 +171,9 @@ fn many_calls_of_every_outcome_in_each_mode_leak_nothing() {
     soak!(fork, orphans);
     soak!(exec, orphans);
     soak!(pool, orphans);
+    soak_async!(runtime, fork);
+    soak_async!(runtime, exec);
+    soak_async!(runtime, pool);
     assert_eq!(orphans.0.len() as u32, 3 * calls_per_mode() / 50);
     rwt::set_pool_size(0);
     let _ = settled();
@@ -134,8 +199,9 @@ fn many_calls_of_every_outcome_in_each_mode_leak_nothing() {
     assert_eq!(zombie_children(), Vec::<u32>::new());
     let grown = rss_kib().saturating_sub(rss);
     println!(
-        "{} calls: fds {fds} -> {}, threads {threads} -> {}, RSS +{grown} KiB, zombies 0",
-        3 * calls_per_mode(),
+        "{} calls ({} async): fds {fds} -> {}, threads {threads} -> {}, RSS +{grown} KiB, zombies 0",
+        3 * calls_per_mode() + 3 * (calls_per_mode() / 5),
+        3 * (calls_per_mode() / 5),
         fd_count(),
         thread_count()
     );

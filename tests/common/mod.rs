@@ -330,3 +330,63 @@ macro_rules! test_in_every_mode {
         )*
     };
 }
+
+/// [`in_every_mode!`] for `async fn`s.
+#[macro_export]
+macro_rules! async_in_every_mode {
+    ($($items:tt)*) => {
+        $crate::async_mode_module!(fork, "fork", $($items)*);
+        $crate::async_mode_module!(exec, "exec", $($items)*);
+        $crate::async_mode_module!(pool, "pool", $($items)*);
+    };
+}
+
+/// One module of [`async_in_every_mode!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! async_mode_module {
+    ($module:ident, $mode:literal, $(
+        $(#[doc = $doc:literal])*
+        #[timeout($($opt:tt)+)]
+        async fn $name:ident $args:tt -> $ret:ty $body:block
+    )*) => {
+        #[allow(dead_code)]
+        pub mod $module {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                $(#[doc = $doc])*
+                #[rwt::timeout($($opt)+, mode = $mode)]
+                pub async fn $name $args -> $ret $body
+            )*
+        }
+    };
+}
+
+/// Runs a future to completion on this thread, parking between polls: an
+/// executor that is not tokio, for async calls outside any runtime.
+pub fn park_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let mut future = std::pin::pin!(future);
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+/// Polls a future once with a waker that does nothing; `true` if it is done.
+pub fn poll_once<F: std::future::Future>(future: std::pin::Pin<&mut F>) -> bool {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    future.poll(&mut cx).is_ready()
+}
