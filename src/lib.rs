@@ -115,6 +115,38 @@
 //! assert_eq!(checksum(vec![1, 2, 3].into()).unwrap().into_vec(), [6]);
 //! ```
 //!
+//! # Async functions
+//!
+//! An `async fn` under the attribute stays `async` and returns
+//! `Result<T, Error>`, in every mode. Its body runs to completion in the
+//! child, on a current-thread tokio runtime with the `tokio` feature (so
+//! `tokio::time` and tokio I/O work there), on a minimal executor without
+//! it. The caller's future waits without blocking its thread (through
+//! tokio's reactor inside a tokio runtime with the feature, through rwt's
+//! poller thread elsewhere), and **dropping it kills the child**:
+//!
+//! ```
+//! #[rwt::timeout(secs = 60.0)]
+//! async fn slow() -> u8 {
+//!     std::thread::sleep(std::time::Duration::from_secs(60));
+//!     1
+//! }
+//!
+//! # fn main() {
+//! let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+//! runtime.block_on(async {
+//!     let cut = std::time::Duration::from_millis(50);
+//!     // Gives up after 50 ms: the child is killed and reaped, not left running.
+//!     assert!(tokio::time::timeout(cut, slow()).await.is_err());
+//! });
+//! # }
+//! ```
+//!
+//! The children of async calls are started by an rwt thread that lives as
+//! long as the process, so a call does not die with the thread that first
+//! polled it. In fork mode the arguments must be `Send`; the body's future
+//! need not be.
+//!
 //! # Shutting down
 //!
 //! [`kill_all`] cancels every call in flight, in every mode: each returns
