@@ -112,6 +112,15 @@ async_in_every_mode! {
         0
     }
 
+    #[timeout(secs = 60.0)]
+    async fn lingers_with_a_grandchild(pid_file: String) -> u8 {
+        let grandchild = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+        let pids = format!("{}\n{}", std::process::id(), grandchild.id());
+        std::fs::write(&pid_file, pids).unwrap();
+        std::thread::sleep(Duration::from_secs(60));
+        0
+    }
+
     #[timeout(secs = 10.0)]
     async fn started_then(pid_file: String, ms: u64, value: u8) -> u8 {
         std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
@@ -311,16 +320,27 @@ test_in_every_mode! {
         assert_gone(pid);
     }
 
-    fn dropping_the_future_anywhere_kills_the_child(m) {
+    fn dropping_the_future_anywhere_kills_the_child_and_its_group(m) {
         let file = Scratch::new("drop");
         let mut cleanup = KillOnDrop::default();
-        let mut call = Box::pin(m::lingers(file.arg()));
+        let mut call = Box::pin(m::lingers_with_a_grandchild(file.arg()));
         // The first poll starts the child; no runtime anywhere.
         assert!(!poll_once(call.as_mut()));
-        let pid = read_pid(file.path(), Duration::from_secs(10)).expect("child started");
-        cleanup.push(pid);
+        let mut pids = Vec::new();
+        wait_until(Duration::from_secs(10), || {
+            pids = file.lines().iter().filter_map(|l| l.parse::<u32>().ok()).collect();
+            pids.len() == 2
+        });
+        assert_eq!(pids.len(), 2, "child and grandchild started");
+        cleanup.0.extend(&pids);
         drop(call);
-        assert_gone(pid);
+        // The child is ours to reap; the grandchild, reparented, is gone
+        // from the running.
+        assert_gone(pids[0]);
+        assert!(
+            wait_until(Duration::from_secs(2), || !common::alive(pids[1])),
+            "the grandchild outlived the dropped call"
+        );
     }
 
     fn a_call_started_on_a_thread_that_ends_is_not_killed_with_it(m) {
