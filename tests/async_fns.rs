@@ -114,10 +114,11 @@ async_in_every_mode! {
 
     #[timeout(secs = 60.0)]
     async fn lingers_with_a_grandchild(pid_file: String) -> u8 {
-        let grandchild = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+        let mut grandchild = std::process::Command::new("sleep").arg("60").spawn().unwrap();
         let pids = format!("{}\n{}", std::process::id(), grandchild.id());
         std::fs::write(&pid_file, pids).unwrap();
         std::thread::sleep(Duration::from_secs(60));
+        let _ = grandchild.wait();
         0
     }
 

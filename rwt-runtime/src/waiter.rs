@@ -1,8 +1,8 @@
 //! How async calls wait without blocking an executor thread.
 //!
-//! - Inside a tokio runtime, with the `tokio` feature: the call's
-//!   descriptors (result channel, pidfd, cancel epoch) are registered with
-//!   the runtime's reactor (`AsyncFd`) and the deadline with its timer, for
+//! - Inside a tokio runtime, with the `tokio` feature (Linux): the call's
+//!   descriptors (result channel, pidfd, cancel epoch, and a timerfd for the
+//!   deadline) are registered with the runtime's reactor (`AsyncFd`) for
 //!   each wait, and deregistered before the wait returns.
 //! - Anywhere else (any executor, or tokio without the feature): one rwt
 //!   thread, the *poller*, started on first use, `poll`s the descriptors
@@ -16,6 +16,8 @@
 
 use std::future::Future;
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+#[cfg(all(feature = "tokio", target_os = "linux"))]
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
@@ -31,7 +33,7 @@ use crate::registry::{self, RegisteredFd};
 /// The waiter of an async call.
 pub(crate) enum AsyncWaiter {
     /// The reactor and timer of the tokio runtime the call was made in.
-    #[cfg(feature = "tokio")]
+    #[cfg(all(feature = "tokio", target_os = "linux"))]
     Tokio,
     /// rwt's poller thread.
     Poller,
@@ -41,7 +43,7 @@ impl AsyncWaiter {
     /// Tokio's reactor if the call is made inside a tokio runtime (and the
     /// feature is on), the poller otherwise.
     pub(crate) fn new() -> Self {
-        #[cfg(feature = "tokio")]
+        #[cfg(all(feature = "tokio", target_os = "linux"))]
         if tokio::runtime::Handle::try_current().is_ok() {
             return AsyncWaiter::Tokio;
         }
@@ -68,7 +70,7 @@ impl Waiter for AsyncWaiter {
             return Ok(now);
         }
         match self {
-            #[cfg(feature = "tokio")]
+            #[cfg(all(feature = "tokio", target_os = "linux"))]
             AsyncWaiter::Tokio => tokio_wait(channel, exit, cancel, until).await?,
             AsyncWaiter::Poller => {
                 let mut fds = Vec::with_capacity(3);
@@ -95,10 +97,10 @@ impl Waiter for AsyncWaiter {
 }
 
 /// A descriptor as tokio's `AsyncFd` holds it: borrowed, never closed by it.
-#[cfg(feature = "tokio")]
+#[cfg(all(feature = "tokio", target_os = "linux"))]
 struct Fd(RawFd);
 
-#[cfg(feature = "tokio")]
+#[cfg(all(feature = "tokio", target_os = "linux"))]
 impl AsRawFd for Fd {
     fn as_raw_fd(&self) -> RawFd {
         self.0
@@ -110,7 +112,7 @@ impl AsRawFd for Fd {
 /// deregistered before anyone can close it; the cancel pipe, which every
 /// call shares, is registered through a private duplicate (one epoll set
 /// cannot hold the same descriptor twice).
-#[cfg(feature = "tokio")]
+#[cfg(all(feature = "tokio", target_os = "linux"))]
 async fn tokio_wait(
     channel: Option<(BorrowedFd<'_>, bool)>,
     exit: Option<BorrowedFd<'_>>,
@@ -121,16 +123,22 @@ async fn tokio_wait(
     use tokio::io::Interest;
 
     let errno = |e: std::io::Error| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0));
+    let timer = timer_at(until)?;
     let cancel_copy = match cancel {
         Some(epoch) => {
             let copy = nix::fcntl::fcntl(epoch.fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(0))?;
             // SAFETY: fcntl just returned this new descriptor; nothing else
             // owns it.
-            let copy =
-                unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(copy) };
-            Some(RegisteredFd::new(&mut registry::lock(), copy))
+            Some(unsafe { OwnedFd::from_raw_fd(copy) })
         }
         None => None,
+    };
+    let (timer, cancel_copy) = {
+        let mut shared = registry::lock();
+        (
+            RegisteredFd::new(&mut shared, timer),
+            cancel_copy.map(|fd| RegisteredFd::new(&mut shared, fd)),
+        )
     };
     let channel = match channel {
         Some((fd, write)) => {
@@ -148,8 +156,9 @@ async fn tokio_wait(
         }
         None => None,
     };
-    let mut readable = Vec::with_capacity(2);
+    let mut readable = Vec::with_capacity(3);
     for fd in [
+        Some(timer.fd().as_raw_fd()),
         exit.map(|fd| fd.as_raw_fd()),
         cancel_copy.as_ref().map(|c| c.fd().as_raw_fd()),
     ]
@@ -161,8 +170,6 @@ async fn tokio_wait(
         let registered = unsafe { AsyncFd::register_with_interest(Fd(fd), Interest::READABLE) };
         readable.push(registered.map_err(|e| errno(e.into()))?);
     }
-    let sleep = tokio::time::sleep_until(until.instant().into());
-    tokio::pin!(sleep);
     std::future::poll_fn(|cx| {
         if let Some((fd, write)) = &channel {
             if fd.poll_read_ready(cx).is_ready() || (*write && fd.poll_write_ready(cx).is_ready()) {
@@ -172,14 +179,49 @@ async fn tokio_wait(
         if readable.iter().any(|fd| fd.poll_read_ready(cx).is_ready()) {
             return Poll::Ready(());
         }
-        sleep.as_mut().poll(cx)
+        Poll::Pending
     })
     .await;
-    // The registrations go first, then the duplicate they name.
+    // The registrations go first, then the descriptors they name.
     drop(channel);
     drop(readable);
     drop(cancel_copy);
+    drop(timer);
     Ok(())
+}
+
+/// A timer descriptor that becomes readable at `until`, to the
+/// nanosecond: tokio's own timer rounds up to the next millisecond, which
+/// would make every timeout a millisecond late.
+#[cfg(all(feature = "tokio", target_os = "linux"))]
+fn timer_at(until: Deadline) -> nix::Result<OwnedFd> {
+    use nix::errno::Errno;
+    use nix::libc;
+    // SAFETY: integer arguments only; a new descriptor or -1 comes back.
+    let fd = Errno::result(unsafe {
+        libc::timerfd_create(
+            libc::CLOCK_MONOTONIC,
+            libc::TFD_CLOEXEC | libc::TFD_NONBLOCK,
+        )
+    })?;
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // `Instant` is CLOCK_MONOTONIC here, so a relative time is the same
+    // point. Zero would disarm the timer: at least a nanosecond.
+    let left = until.remaining().max(std::time::Duration::from_nanos(1));
+    let spec = libc::itimerspec {
+        it_interval: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: *nix::sys::time::TimeSpec::from_duration(left).as_ref(),
+    };
+    // SAFETY: `fd` is a timerfd we own, `spec` a valid itimerspec, and the
+    // old value is not asked for (null).
+    Errno::result(unsafe {
+        libc::timerfd_settime(fd.as_raw_fd(), 0, &spec, std::ptr::null_mut())
+    })?;
+    Ok(fd)
 }
 
 /// One wait handed to the poller: registered on first poll, deregistered
