@@ -30,24 +30,23 @@ use crate::cancel::Epoch;
 use crate::deadline::{ready_now, Deadline, Ready, Waiter};
 use crate::registry::{self, RegisteredFd};
 
-/// The waiter of an async call.
-pub(crate) enum AsyncWaiter {
-    /// The reactor and timer of the tokio runtime the call was made in.
-    #[cfg(all(feature = "tokio", target_os = "linux"))]
-    Tokio,
-    /// rwt's poller thread.
-    Poller,
-}
+/// The waiter of an async call: for each wait, tokio's reactor if the call
+/// is polled inside a tokio runtime (and the feature is on), the poller
+/// otherwise. Chosen per wait, so a future that moves between executors
+/// keeps working.
+pub(crate) struct AsyncWaiter;
 
 impl AsyncWaiter {
-    /// Tokio's reactor if the call is made inside a tokio runtime (and the
-    /// feature is on), the poller otherwise.
     pub(crate) fn new() -> Self {
+        AsyncWaiter
+    }
+
+    fn in_tokio() -> bool {
         #[cfg(all(feature = "tokio", target_os = "linux"))]
         if tokio::runtime::Handle::try_current().is_ok() {
-            return AsyncWaiter::Tokio;
+            return true;
         }
-        AsyncWaiter::Poller
+        false
     }
 }
 
@@ -69,10 +68,10 @@ impl Waiter for AsyncWaiter {
         if now.any() || until.passed() {
             return Ok(now);
         }
-        match self {
+        match Self::in_tokio() {
             #[cfg(all(feature = "tokio", target_os = "linux"))]
-            AsyncWaiter::Tokio => tokio_wait(channel, exit, cancel, until).await?,
-            AsyncWaiter::Poller => {
+            true => tokio_wait(channel, exit, cancel, until).await?,
+            _ => {
                 let mut fds = Vec::with_capacity(3);
                 if let Some((fd, write)) = channel {
                     let mut events = PollFlags::POLLIN;
