@@ -439,6 +439,9 @@ fn drain(pipe: &OwnedFd, reader: &mut FrameReader) -> Result<bool, Waited> {
                 .map_err(|e| Waited::BadFrame(e.to_string()))?,
             Err(Errno::EINTR) => {}
             Err(Errno::EAGAIN) => return Ok(true),
+            // A socket whose peer died with our request unread: closed, as
+            // at end of file; the child's exit tells the rest.
+            Err(Errno::ECONNRESET) => return Ok(false),
             Err(e) => return Err(Waited::Io(e.into())),
         }
     }
