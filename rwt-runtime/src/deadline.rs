@@ -53,6 +53,13 @@ pub(crate) struct Ready {
     pub cancelled: bool,
 }
 
+impl Ready {
+    /// Is anything ready?
+    pub(crate) fn any(self) -> bool {
+        self.readable || self.writable || self.exited || self.cancelled
+    }
+}
+
 /// Longest single `ppoll`: long waits loop in chunks.
 const CHUNK: Duration = Duration::from_secs(3600);
 
@@ -142,6 +149,11 @@ fn revents(fds: &[PollFd<'_>], channel: bool, exit: bool, cancel: bool) -> Ready
 /// (async calls). The code that watches, kills and reaps a child is written
 /// once, against this trait.
 pub(crate) trait Waiter {
+    /// Whether a call that waits this way stays on one thread from start
+    /// to end (sync calls). Only then may that thread start the child:
+    /// PR_SET_PDEATHSIG ties the child to the thread that started it.
+    const ONE_THREAD: bool;
+
     /// Waits until the channel is readable (or writable, if asked), the exit
     /// descriptor is readable, `cancel` is cancelled, or `until` passes
     /// (then nothing is ready). Never reports less than is ready now.
@@ -158,6 +170,8 @@ pub(crate) trait Waiter {
 pub(crate) struct Blocking;
 
 impl Waiter for Blocking {
+    const ONE_THREAD: bool = true;
+
     fn ready<'a>(
         &'a mut self,
         channel: Option<(BorrowedFd<'a>, bool)>,

@@ -116,23 +116,22 @@ pub(crate) fn exe_identity() -> io::Result<(u64, u64)> {
 
 /// Runs one attempt of function `id` with its encoded `args` in a fresh
 /// process, started by this thread (sync calls) or by rwt's spawner thread
-/// (async calls, `on_spawner`), so that it does not die with whichever
-/// thread polled the future.
+/// (async calls), so that it does not die with whichever thread polled the
+/// future.
 pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
     waiter: &mut W,
     function: &str,
     opts: &Checked,
     id: u64,
     args: &[u8],
-    on_spawner: bool,
 ) -> Outcome<R> {
     // The deadline runs from the call: the cost of starting counts.
     let deadline = Deadline::after(opts.secs);
     let kill = opts.kill;
-    let started = if on_spawner {
-        crate::spawner::run(move || spawn(kill, false))
-    } else {
+    let started = if W::ONE_THREAD {
         spawn(kill, false)
+    } else {
+        crate::spawner::run(move || spawn(kill, false))
     };
     match started {
         Ok((pid, channel)) => {

@@ -4,7 +4,6 @@
 
 use std::io::{self, Write};
 use std::mem::ManuallyDrop;
-use std::time::Instant;
 
 use nix::fcntl::{FcntlArg, OFlag};
 use nix::unistd::{ForkResult, Pid};
@@ -18,6 +17,7 @@ use crate::process::Child;
 use crate::registry::{self, RegisteredFd};
 use crate::run::{self, Retry, Step};
 use crate::spawner;
+use crate::waiter::AsyncWaiter;
 use crate::watch::{self, Guarded, Outcome};
 use crate::{Error, Options};
 
@@ -63,37 +63,36 @@ where
 {
     let mut body = Body::new(body);
     run::run(options, function, |opts| {
+        // The deadline runs from the call: the cost of forking counts.
+        let deadline = Deadline::after(opts.secs);
         let started = spawn(opts.kill, &mut body, failed);
-        block_now(attempt(&mut Blocking, function, opts, started))
+        block_now(attempt(&mut Blocking, function, opts, deadline, started))
     })
 }
 
 /// [`call`] for async callers: each child is forked by rwt's spawner
 /// thread (so it does not die with whichever thread polled the future), and
-/// the future waits through `waiter`. Dropping the future kills the child.
-pub(crate) async fn call_async<R, F, W>(
+/// the future waits without blocking its thread. Dropping the future kills
+/// the child.
+pub(crate) async fn call_async<R, F>(
     options: &Options,
     function: &str,
     body: F,
     failed: fn(&R) -> bool,
-    mut waiter: W,
 ) -> Result<R, Error>
 where
     F: FnOnce() -> R + Send,
     R: Serialize + DeserializeOwned,
-    W: Waiter,
 {
     let mut body = Body::new(body);
     let mut retry = Retry::new(options, function)?;
-    // What the caller printed so far goes out before the child's output.
-    let _ = io::stdout().flush();
     loop {
         retry.start();
-        let opts = retry.opts().clone();
-        let kill = opts.kill;
-        let body = &mut body;
+        let opts = retry.opts();
+        let deadline = Deadline::after(opts.secs);
+        let (kill, body) = (opts.kill, &mut body);
         let started = spawner::run(move || spawn(kill, body, failed));
-        let outcome = attempt(&mut waiter, function, &opts, started).await;
+        let outcome = attempt(&mut AsyncWaiter, function, opts, deadline, started).await;
         if let Step::Done(result) = retry.record(outcome) {
             return result;
         }
@@ -105,44 +104,33 @@ async fn attempt<R, W>(
     waiter: &mut W,
     function: &str,
     opts: &Checked,
-    started: io::Result<(Pid, RegisteredFd, Instant)>,
+    deadline: Deadline,
+    started: io::Result<(Pid, RegisteredFd)>,
 ) -> Outcome<R>
 where
     R: DeserializeOwned,
     W: Waiter,
 {
     match started {
-        Ok((pid, read, start)) => {
-            // The deadline runs from the call: the cost of forking counts.
-            let deadline = Deadline::after(opts.secs.saturating_sub(start.elapsed()));
+        Ok((pid, read)) => {
             let child = Guarded::new(Child::adopt(pid));
-            watch::watch(
-                waiter,
-                function,
-                opts,
-                child,
-                read,
-                (Vec::new(), &[]),
-                deadline,
-            )
-            .await
+            let outgoing = (Vec::new(), &[][..]);
+            watch::watch(waiter, function, opts, child, read, outgoing, deadline).await
         }
         Err(e) => watch::spawn_failed(function, e),
     }
 }
 
 /// Forks the child. Returns its pid and the read end of its result pipe.
-/// Also returns when it started, the start of the attempt's deadline.
 fn spawn<R, F>(
     kill: bool,
     body: &mut Body<F>,
     failed: fn(&R) -> bool,
-) -> io::Result<(Pid, RegisteredFd, Instant)>
+) -> io::Result<(Pid, RegisteredFd)>
 where
     F: FnOnce() -> R,
     R: Serialize,
 {
-    let start = Instant::now();
     child::ensure_panic_hook();
     // Lock order: stdout, stderr, then rwt's registry (a caller that holds
     // the stdout lock while calling us must not deadlock with another
@@ -199,7 +187,7 @@ where
             // its own group, so a group kill never misses it.
             let _ = nix::unistd::setpgid(child, child);
             nix::fcntl::fcntl(read.fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
-            Ok((child, read, start))
+            Ok((child, read))
         }
         Err(e) => {
             write.close_locked(&mut shared);

@@ -140,10 +140,7 @@ pub mod __private {
         R: CrossesProcesses,
     {
         let options = options.clone();
-        async move {
-            let waiter = crate::waiter::AsyncWaiter::new();
-            crate::fork::call_async(&options, function, body, failed, waiter).await
-        }
+        async move { crate::fork::call_async(&options, function, body, failed).await }
     }
 
     /// An argument of an async fork-mode function: the child is forked by
@@ -199,24 +196,10 @@ pub mod __private {
     {
         std::hint::black_box(registration);
         let args = encode_args(function, registered, args)?;
-        // What the caller printed so far goes out before anything the child
-        // prints (they share the terminal or pipe); the caller prints
-        // nothing more until the call returns, so once per call is enough.
-        let _ = std::io::Write::flush(&mut std::io::stdout());
-        crate::run::run(options, function, |opts| {
-            let mut waiter = crate::deadline::Blocking;
-            let id = registered.id();
-            crate::deadline::block_now(async {
-                match mode {
-                    ExecMode::Exec => {
-                        crate::exec::attempt(&mut waiter, function, opts, id, &args, false).await
-                    }
-                    ExecMode::Pool => {
-                        crate::pool::attempt(&mut waiter, function, opts, id, &args, false).await
-                    }
-                }
-            })
-        })
+        let waiter = crate::deadline::Blocking;
+        crate::deadline::block_now(exec_call(
+            mode, waiter, options, function, registered, &args,
+        ))
     }
 
     /// [`call_exec`] for an async function: the arguments are encoded now;
@@ -243,25 +226,41 @@ pub mod __private {
         let args = encode_args(function, registered, args);
         let options = options.clone();
         async move {
-            let args = args?;
-            let _ = std::io::Write::flush(&mut std::io::stdout());
-            let mut waiter = crate::waiter::AsyncWaiter::new();
-            let mut retry = crate::run::Retry::new(&options, function)?;
-            let id = registered.id();
-            loop {
-                retry.start();
-                let opts = retry.opts().clone();
-                let outcome = match mode {
-                    ExecMode::Exec => {
-                        crate::exec::attempt(&mut waiter, function, &opts, id, &args, true).await
-                    }
-                    ExecMode::Pool => {
-                        crate::pool::attempt(&mut waiter, function, &opts, id, &args, true).await
-                    }
-                };
-                if let crate::run::Step::Done(result) = retry.record(outcome) {
-                    return result;
-                }
+            let waiter = crate::waiter::AsyncWaiter;
+            exec_call(mode, waiter, &options, function, registered, &args?).await
+        }
+    }
+
+    /// The attempts of an exec- or pool-mode call, waiting through
+    /// `waiter`.
+    #[cfg(target_os = "linux")]
+    async fn exec_call<R, W>(
+        mode: ExecMode,
+        mut waiter: W,
+        options: &Options,
+        function: &'static str,
+        registered: &'static ExecFn,
+        args: &[u8],
+    ) -> Result<R, Error>
+    where
+        R: CrossesProcesses,
+        W: crate::deadline::Waiter,
+    {
+        // What the caller printed so far goes out before anything the child
+        // prints (they share the terminal or pipe); the caller prints
+        // nothing more until the call returns, so once per call is enough.
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        let id = registered.id();
+        let mut retry = crate::run::Retry::new(options, function)?;
+        loop {
+            retry.start();
+            let opts = retry.opts();
+            let outcome = match mode {
+                ExecMode::Exec => crate::exec::attempt(&mut waiter, function, opts, id, args).await,
+                ExecMode::Pool => crate::pool::attempt(&mut waiter, function, opts, id, args).await,
+            };
+            if let crate::run::Step::Done(result) = retry.record(outcome) {
+                return result;
             }
         }
     }

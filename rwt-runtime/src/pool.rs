@@ -106,16 +106,14 @@ pub fn set_pool_idle_timeout(idle: Duration) {
     registry::lock().pool.idle_timeout = idle;
 }
 
-/// Runs one attempt of function `id` with its encoded `args` on a worker.
-/// Workers are always started by the pool thread, so `_on_spawner` (which
-/// async calls set) changes nothing here.
+/// Runs one attempt of function `id` with its encoded `args` on a worker
+/// (workers are started by the pool thread, whatever the caller).
 pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
     waiter: &mut W,
     function: &str,
     opts: &Checked,
     id: u64,
     args: &[u8],
-    _on_spawner: bool,
 ) -> Outcome<R> {
     let deadline = Deadline::after(opts.secs);
     let worker = match take_idle() {

@@ -36,27 +36,18 @@ use crate::registry::{self, RegisteredFd};
 /// keeps working.
 pub(crate) struct AsyncWaiter;
 
-impl AsyncWaiter {
-    pub(crate) fn new() -> Self {
-        AsyncWaiter
+/// Is this thread in a tokio runtime whose reactor rwt may use?
+fn in_tokio() -> bool {
+    #[cfg(all(feature = "tokio", target_os = "linux"))]
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return true;
     }
-
-    fn in_tokio() -> bool {
-        #[cfg(all(feature = "tokio", target_os = "linux"))]
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return true;
-        }
-        false
-    }
-}
-
-impl Ready {
-    fn any(self) -> bool {
-        self.readable || self.writable || self.exited || self.cancelled
-    }
+    false
 }
 
 impl Waiter for AsyncWaiter {
+    const ONE_THREAD: bool = false;
+
     async fn ready<'a>(
         &'a mut self,
         channel: Option<(BorrowedFd<'a>, bool)>,
@@ -68,7 +59,7 @@ impl Waiter for AsyncWaiter {
         if now.any() || until.passed() {
             return Ok(now);
         }
-        match Self::in_tokio() {
+        match in_tokio() {
             #[cfg(all(feature = "tokio", target_os = "linux"))]
             true => tokio_wait(channel, exit, cancel, until).await?,
             _ => {
