@@ -55,7 +55,7 @@ impl Future for ThreadTimer {
     }
 }
 
-async_in_every_mode! {
+in_every_mode! {
     #[timeout(secs = 10.0)]
     async fn add(a: u64, b: u64) -> u64 {
         a + b
@@ -100,7 +100,7 @@ async_in_every_mode! {
 
     #[timeout(secs = 0.2, ntries = 3)]
     async fn counts_attempts(file: String) -> u8 {
-        append_line(&file, "attempt");
+        append_line(&file, &std::process::id().to_string());
         std::thread::sleep(Duration::from_secs(30));
         0
     }
@@ -226,11 +226,18 @@ test_in_every_mode! {
             assert!(elapsed < Duration::from_millis(800), "{elapsed:?}");
 
             let file = Scratch::new("attempts");
-            match m::counts_attempts(file.arg()).await {
+            let result = m::counts_attempts(file.arg()).await;
+            let pids: Vec<u32> = file.lines().iter().map(|l| l.parse().unwrap()).collect();
+            let _cleanup = KillOnDrop(pids.clone());
+            match result {
                 Err(Error::Timeout { attempts: 3, killed: true, .. }) => {}
                 other => panic!("{other:?}"),
             }
-            assert_eq!(file.lines().len(), 3);
+            assert_eq!(pids.len(), 3);
+            // Killed and reaped by the time the call returned.
+            for pid in pids {
+                assert!(reaped(pid), "attempt child {pid} left behind");
+            }
         });
     }
 
@@ -394,30 +401,7 @@ fn helper_async_calls_in_flight() {
 }
 
 fn caller_killed_with_async_calls_in_flight(role: &str) {
-    let dir = Scratch::new("async-killed");
-    std::fs::create_dir_all(dir.path()).unwrap();
-    let mut caller = common::helper_command("helper_async_calls_in_flight", role)
-        .env("RWT_TEST_PID_DIR", dir.path())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut cleanup = KillOnDrop(vec![caller.id()]);
-    let children: Vec<u32> = (0..4)
-        .map(|i| {
-            read_pid(&dir.path().join(i.to_string()), Duration::from_secs(20))
-                .expect("call started")
-        })
-        .collect();
-    cleanup.0.extend(&children);
-    caller.kill().unwrap();
-    caller.wait().unwrap();
-    assert!(
-        wait_until(Duration::from_secs(1), || children
-            .iter()
-            .all(|&p| !common::alive(p))),
-        "children outlived their caller: {children:?}"
-    );
-    let _ = std::fs::remove_dir_all(dir.path());
+    common::kill_helper_and_expect_its_children_gone("helper_async_calls_in_flight", role, 4);
 }
 
 test_each_mode_role!(

@@ -176,30 +176,7 @@ fn helper_eight_calls_in_flight() {
 }
 
 fn caller_killed_with_eight_calls_in_flight(role: &str) {
-    let dir = Scratch::new("eight");
-    std::fs::create_dir_all(dir.path()).unwrap();
-    let mut caller = common::helper_command("helper_eight_calls_in_flight", role)
-        .env("RWT_TEST_PID_DIR", dir.path())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut cleanup = KillOnDrop(vec![caller.id()]);
-    let children: Vec<u32> = (0..8)
-        .map(|i| {
-            read_pid(&dir.path().join(i.to_string()), Duration::from_secs(20))
-                .expect("call started")
-        })
-        .collect();
-    cleanup.0.extend(&children);
-    caller.kill().unwrap();
-    caller.wait().unwrap();
-    assert!(
-        wait_until(Duration::from_secs(1), || children
-            .iter()
-            .all(|&p| !alive(p))),
-        "children outlived their caller: {children:?}"
-    );
-    let _ = std::fs::remove_dir_all(dir.path());
+    common::kill_helper_and_expect_its_children_gone("helper_eight_calls_in_flight", role, 8);
 }
 
 test_each_mode_role!(

@@ -43,7 +43,7 @@ in_every_mode! {
 mod asynchronous {
     use super::*;
 
-    async_in_every_mode! {
+    in_every_mode! {
         #[timeout(secs = 2.0)]
         async fn ok(i: u32) -> u32 {
             i

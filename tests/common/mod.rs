@@ -206,9 +206,41 @@ pub fn helper_command(test: &str, role: &str) -> std::process::Command {
     cmd
 }
 
-/// Defines each `#[timeout(...)]` function three times, in modules `fork`,
-/// `exec` and `pool`, identical but for the mode, so one test body runs in
-/// every mode. Every function names at least one option and a return type.
+/// Starts the helper `test` as `role`, with `RWT_TEST_PID_DIR` naming a
+/// directory where each of its `calls` children writes its pid (file `0`,
+/// `1`...); once all have, SIGKILLs the helper and checks that every child
+/// dies within 1 s.
+pub fn kill_helper_and_expect_its_children_gone(test: &str, role: &str, calls: usize) {
+    let dir = Scratch::new(role);
+    std::fs::create_dir_all(dir.path()).unwrap();
+    let mut caller = helper_command(test, role)
+        .env("RWT_TEST_PID_DIR", dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut cleanup = KillOnDrop(vec![caller.id()]);
+    let children: Vec<u32> = (0..calls)
+        .map(|i| {
+            read_pid(&dir.path().join(i.to_string()), Duration::from_secs(20))
+                .expect("call started")
+        })
+        .collect();
+    cleanup.0.extend(&children);
+    caller.kill().unwrap();
+    caller.wait().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(1), || children
+            .iter()
+            .all(|&p| !alive(p))),
+        "children outlived their caller: {children:?}"
+    );
+    let _ = std::fs::remove_dir_all(dir.path());
+}
+
+/// Defines each `#[timeout(...)]` function (`fn` or `async fn`) three
+/// times, in modules `fork`, `exec` and `pool`, identical but for the mode,
+/// so one test body runs in every mode. Every function names at least one
+/// option and a return type.
 #[macro_export]
 macro_rules! in_every_mode {
     ($($items:tt)*) => {
@@ -225,7 +257,7 @@ macro_rules! mode_module {
     ($module:ident, $mode:literal, $(
         $(#[doc = $doc:literal])*
         #[timeout($($opt:tt)+)]
-        fn $name:ident $args:tt -> $ret:ty $body:block
+        $($head:ident)+ ($($args:tt)*) -> $ret:ty $body:block
     )*) => {
         #[allow(dead_code)]
         pub mod $module {
@@ -234,7 +266,7 @@ macro_rules! mode_module {
             $(
                 $(#[doc = $doc])*
                 #[rwt::timeout($($opt)+, mode = $mode)]
-                pub fn $name $args -> $ret $body
+                pub $($head)+ ($($args)*) -> $ret $body
             )*
         }
     };
@@ -328,38 +360,6 @@ macro_rules! test_in_every_mode {
                 }
             }
         )*
-    };
-}
-
-/// [`in_every_mode!`] for `async fn`s.
-#[macro_export]
-macro_rules! async_in_every_mode {
-    ($($items:tt)*) => {
-        $crate::async_mode_module!(fork, "fork", $($items)*);
-        $crate::async_mode_module!(exec, "exec", $($items)*);
-        $crate::async_mode_module!(pool, "pool", $($items)*);
-    };
-}
-
-/// One module of [`async_in_every_mode!`].
-#[doc(hidden)]
-#[macro_export]
-macro_rules! async_mode_module {
-    ($module:ident, $mode:literal, $(
-        $(#[doc = $doc:literal])*
-        #[timeout($($opt:tt)+)]
-        async fn $name:ident $args:tt -> $ret:ty $body:block
-    )*) => {
-        #[allow(dead_code)]
-        pub mod $module {
-            #[allow(unused_imports)]
-            use super::*;
-            $(
-                $(#[doc = $doc])*
-                #[rwt::timeout($($opt)+, mode = $mode)]
-                pub async fn $name $args -> $ret $body
-            )*
-        }
     };
 }
 
