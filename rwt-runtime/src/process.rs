@@ -125,15 +125,19 @@ impl Child {
     /// On Linux 6.9+ the signal goes through the pidfd
     /// (`PIDFD_SIGNAL_PROCESS_GROUP`), which fails once the child is reaped,
     /// even by someone else: no window in which the number could name a
-    /// stranger's group. Older kernels fall back to `killpg`.
+    /// stranger's group. Older kernels fall back to `killpg`, after asking
+    /// the pidfd whether the child is still unreaped: a stranger's reap
+    /// seen before that question is safe; one landing between the question
+    /// and `killpg`, followed by a recycle of the number, is not.
     pub(crate) fn signal_group(&self, sig: Signal) {
         if self.status.is_some() {
             return;
         }
         #[cfg(target_os = "linux")]
         if let Some(fd) = &self.pidfd {
-            match pidfd_send_signal_flags(fd.as_fd(), sig, PIDFD_SIGNAL_PROCESS_GROUP) {
-                Err(Errno::EINVAL) => {} // kernel before 6.9
+            match pidfd_send_signal_flags(fd.as_fd(), Some(sig), PIDFD_SIGNAL_PROCESS_GROUP) {
+                // Kernel before 6.9: go on to killpg while the child is ours.
+                Err(Errno::EINVAL) if pidfd_send_signal_flags(fd.as_fd(), None, 0).is_ok() => {}
                 _ => return,
             }
         }
@@ -240,11 +244,13 @@ const PIDFD_SIGNAL_PROCESS_GROUP: u32 = 1 << 2;
 
 #[cfg(target_os = "linux")]
 fn pidfd_send_signal(fd: BorrowedFd<'_>, sig: Signal) -> nix::Result<()> {
-    pidfd_send_signal_flags(fd, sig, 0)
+    pidfd_send_signal_flags(fd, Some(sig), 0)
 }
 
+/// `pidfd_send_signal(2)`; `None` sends no signal, only checks that the
+/// process can still be signalled (not yet reaped).
 #[cfg(target_os = "linux")]
-fn pidfd_send_signal_flags(fd: BorrowedFd<'_>, sig: Signal, flags: u32) -> nix::Result<()> {
+fn pidfd_send_signal_flags(fd: BorrowedFd<'_>, sig: Option<Signal>, flags: u32) -> nix::Result<()> {
     use std::os::fd::AsRawFd;
     // SAFETY: the info pointer is null (the kernel fills in the usual
     // kill() siginfo); fd is a valid pidfd we hold; flags are plain bits.
@@ -252,7 +258,7 @@ fn pidfd_send_signal_flags(fd: BorrowedFd<'_>, sig: Signal, flags: u32) -> nix::
         nix::libc::syscall(
             nix::libc::SYS_pidfd_send_signal,
             fd.as_raw_fd(),
-            sig as i32,
+            sig.map_or(0, |sig| sig as i32),
             std::ptr::null::<nix::libc::siginfo_t>(),
             flags,
         )
