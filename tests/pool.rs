@@ -34,6 +34,47 @@ fn a_worker_serves_call_after_call_and_its_statics_live_on() {
     assert_ne!(served[0].0, std::process::id());
 }
 
+static DROPPED: AtomicU32 = AtomicU32::new(0);
+
+/// A result that counts, in the process where it is dropped, its drops.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Counted(u32);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        DROPPED.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[timeout(secs = 5.0, mode = "pool")]
+fn counted() -> Counted {
+    Counted(std::process::id())
+}
+
+/// The worker's pid and how many `Counted` it has dropped.
+#[timeout(secs = 5.0, mode = "pool")]
+fn dropped_in_worker() -> (u32, u32) {
+    (std::process::id(), DROPPED.load(Ordering::SeqCst))
+}
+
+/// A worker drops each result once it is sent (it used to forget them, as
+/// a child that exits may: a worker then grew by every result it returned).
+#[test]
+fn a_worker_drops_each_result_once_sent() {
+    let pids: Vec<u32> = (0..10).map(|_| counted().unwrap().0).collect();
+    // Other tests share the pool: ask until a worker that served us answers.
+    let asked: Vec<(u32, u32)> = (0..20).map(|_| dropped_in_worker().unwrap()).collect();
+    let (pid, dropped) = *asked
+        .iter()
+        .find(|(pid, _)| pids.contains(pid))
+        .expect("no worker that served us answered");
+    let served = pids.iter().filter(|&&p| p == pid).count();
+    assert_eq!(
+        dropped as usize, served,
+        "worker {pid}; results from {pids:?}"
+    );
+}
+
 #[timeout(secs = 5.0, mode = "pool")]
 fn whoami() -> u32 {
     std::process::id()

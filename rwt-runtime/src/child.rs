@@ -42,6 +42,14 @@ thread_local! {
     static BODY_PIPE: Cell<Option<RawFd>> = const { Cell::new(None) };
     /// The last panic of the function: message and location.
     static PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// Set in a pool worker, which goes on to serve more calls.
+    static SERVES_MANY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks this thread as a pool worker's: [`call`] drops each result once it
+/// is encoded, instead of leaving it to the end of the process.
+pub(crate) fn serve_many() {
+    SERVES_MANY.with(|s| s.set(true));
 }
 
 /// Runs in the child right after `fork`. Never returns.
@@ -137,8 +145,14 @@ where
                 Ok(bytes) => (Kind::Value, bytes),
                 Err(detail) => (Kind::EncodeError, detail.into_bytes()),
             };
-            // The process ends right after: its memory goes with it.
-            std::mem::forget(value);
+            if SERVES_MANY.with(Cell::get) {
+                drop(value);
+            } else {
+                // The process ends right after and its memory goes with it;
+                // no destructor runs (in a fork child, one could wait for
+                // a lock held by a thread that was not copied).
+                std::mem::forget(value);
+            }
             frame
         }
         Err(payload) => {

@@ -295,6 +295,7 @@ fn serve_requests(channel: OwnedFd, pool: bool) -> ! {
         // Descendants that lose their parent come to the worker, to be
         // reaped.
         let _ = nix::sys::prctl::set_child_subreaper(true);
+        child::serve_many();
     }
     let mut stream = std::os::unix::net::UnixStream::from(channel);
     // Reused from call to call (zeroed once): a small request arrives in
