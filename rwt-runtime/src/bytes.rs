@@ -92,7 +92,9 @@ impl<'de> Deserialize<'de> for Bytes {
             }
 
             fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
-                Ok(Bytes(v.to_vec()))
+                let mut out = crate::bigbuf::with_capacity(v.len());
+                out.extend_from_slice(v);
+                Ok(Bytes(out))
             }
 
             fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {

@@ -59,7 +59,10 @@ pub(crate) fn header(kind: Kind, len: usize) -> [u8; HEADER_LEN] {
 /// Encodes a value as MessagePack (structs as maps, so serde attributes such
 /// as `skip_serializing_if` round-trip).
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
-    rmp_serde::to_vec_named(value).map_err(|e| format!("could not encode the result: {e}"))
+    let mut out = crate::bigbuf::Writer::default();
+    rmp_serde::encode::write_named(&mut out, value)
+        .map_err(|e| format!("could not encode the result: {e}"))?;
+    Ok(out.0)
 }
 
 /// Decodes a value written by [`encode`].
@@ -168,7 +171,7 @@ impl FrameReader {
                 return Err(too_large);
             }
             let len = usize::try_from(len).map_err(|_| too_large)?;
-            self.body = vec![0; len];
+            self.body = crate::bigbuf::zeroed(len);
             self.kind = Some(kind);
         }
         let take = data.len().min(self.body.len() - self.filled);

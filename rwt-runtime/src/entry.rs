@@ -349,7 +349,8 @@ fn serve_requests(channel: OwnedFd, pool: bool) -> ! {
 }
 
 /// Reads from `stream` until `buf[..*filled]` holds at least `want` bytes,
-/// growing `buf` (zeroed) if it is too small.
+/// moving what it holds to a larger zeroed buffer if it is too small (a
+/// fresh `calloc` block: no `memset`, and huge pages when large).
 fn read_at_least(
     stream: &mut std::os::unix::net::UnixStream,
     buf: &mut Vec<u8>,
@@ -357,7 +358,9 @@ fn read_at_least(
     want: usize,
 ) -> std::io::Result<()> {
     if buf.len() < want {
-        buf.resize(want, 0);
+        let mut larger = crate::bigbuf::zeroed(want);
+        larger[..*filled].copy_from_slice(&buf[..*filled]);
+        *buf = larger;
     }
     while *filled < want {
         match stream.read(&mut buf[*filled..]) {

@@ -15,6 +15,7 @@ compile_error!(
      systems only (Linux is tested); Windows is not supported"
 );
 
+mod bigbuf;
 mod bytes;
 #[cfg(unix)]
 mod cancel;
