@@ -56,10 +56,23 @@ pub(crate) fn header(kind: Kind, len: usize) -> [u8; HEADER_LEN] {
     h
 }
 
+thread_local! {
+    /// A buffer for the next [`encode`] on this thread (a pool worker's
+    /// last result buffer; empty anywhere else).
+    static NEXT: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Gives `buf` to the next [`encode`] on this thread, to write into
+/// instead of a fresh buffer.
+pub(crate) fn encode_next_into(mut buf: Vec<u8>) {
+    buf.clear();
+    NEXT.with(|next| next.set(buf));
+}
+
 /// Encodes a value as MessagePack (structs as maps, so serde attributes such
 /// as `skip_serializing_if` round-trip).
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
-    let mut out = crate::bigbuf::Writer::default();
+    let mut out = crate::bigbuf::Writer(NEXT.with(std::cell::Cell::take));
     rmp_serde::encode::write_named(&mut out, value)
         .map_err(|e| format!("could not encode the result: {e}"))?;
     Ok(out.0)

@@ -284,6 +284,13 @@ fn serve(value: OsString) -> std::convert::Infallible {
     serve_requests(channel, hs.pool)
 }
 
+/// A worker keeps its request buffer and its result buffer for the next
+/// call, each up to this size (larger ones are freed after the call): a
+/// payload that comes again finds its memory already mapped, instead of
+/// paying a page fault per page. Idle workers retire, and their memory with
+/// them.
+const KEEP_LIMIT: usize = 64 << 20;
+
 /// Serves requests, one at a time: an exec child one, a pool worker until
 /// its channel closes (the caller retired it, or died). A request is a
 /// function id and the arguments' length (little-endian `u64`s), then the
@@ -332,18 +339,21 @@ fn serve_requests(channel: OwnedFd, pool: bool) -> ! {
         child::reset_sigterm();
         let ExecFrame(kind, bytes) = (f.run)(&buf[REQUEST_LEN..total]);
         if pool {
-            if buf.len() > 1 << 20 {
-                // Do not keep a large request's buffer for the calls after it.
+            if buf.len() > KEEP_LIMIT {
                 buf = vec![0; 64 * 1024];
             }
             reap_descendants();
         }
         let _ = std::io::stdout().flush();
         let panicked = kind == Kind::Panic;
+        let frame = (kind, bytes);
         // An exec child serves one call; a worker whose function panicked
         // is not used again.
-        if child::write_frame(&stream, &(kind, bytes)).is_err() || !pool || panicked {
+        if child::write_frame(&stream, &frame).is_err() || !pool || panicked {
             child::exit_now(0);
+        }
+        if frame.1.capacity() <= KEEP_LIMIT {
+            crate::codec::encode_next_into(frame.1);
         }
     }
 }
