@@ -60,7 +60,13 @@ where
 {
     let code = match panic::catch_unwind(AssertUnwindSafe(move || {
         let pipe = setup.pipe;
-        prepare(setup.parent, setup.kill, &setup.close);
+        // Other calls' pipes (and this call's read end) go.
+        for &fd in &setup.close {
+            if fd != pipe.as_raw_fd() {
+                let _ = nix::unistd::close(fd);
+            }
+        }
+        prepare(setup.parent, setup.kill);
         let frame = call(body, failed, pipe.as_raw_fd());
         // What the function printed goes out before the result does, so the
         // caller never sees its own later output overtaken by the child's.
@@ -82,7 +88,7 @@ pub(crate) fn exit_now(code: i32) -> ! {
 }
 
 /// Child hygiene before user code runs.
-pub(crate) fn prepare(parent: Pid, kill: bool, close: &[RawFd]) {
+pub(crate) fn prepare(parent: Pid, kill: bool) {
     // Own process group: a group kill reaches everything the function
     // starts, and the terminal's Ctrl-C goes to the caller, not here.
     let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
@@ -101,14 +107,11 @@ pub(crate) fn prepare(parent: Pid, kill: bool, close: &[RawFd]) {
     // stdin is /dev/null: a child in its own group that read the terminal
     // would be stopped by SIGTTIN and hang until its deadline.
     if let Ok(null) = nix::fcntl::open(
-        "/dev/null",
+        c"/dev/null",
         nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     ) {
         let _ = nix::unistd::dup2_stdin(&null);
-    }
-    for &fd in close {
-        let _ = nix::unistd::close(fd);
     }
     // A crashing child does not dump core: a large dump would hold the reap
     // for seconds.
@@ -220,15 +223,22 @@ pub(crate) fn write_frame(
     (kind, body): &(Kind, Vec<u8>),
 ) -> nix::Result<()> {
     let header = codec::header(*kind, body.len());
-    if body.len() <= 64 * 1024 {
-        // One write for the common small frame.
-        let mut frame = Vec::with_capacity(header.len() + body.len());
-        frame.extend_from_slice(&header);
-        frame.extend_from_slice(body);
-        return write_all(fd, &frame);
+    // Header and body in one system call, with no allocation (a fork
+    // child's every allocation costs copy-on-write faults); the rest, if
+    // the pipe took only part, by plain writes.
+    let sent = loop {
+        let parts = [std::io::IoSlice::new(&header), std::io::IoSlice::new(body)];
+        match nix::sys::uio::writev(fd, &parts) {
+            Err(Errno::EINTR) => {}
+            other => break other?,
+        }
+    };
+    if sent < header.len() {
+        write_all(fd, &header[sent..])?;
+        write_all(fd, body)
+    } else {
+        write_all(fd, &body[sent - header.len()..])
     }
-    write_all(fd, &header)?;
-    write_all(fd, body)
 }
 
 pub(crate) fn write_all(fd: &impl std::os::fd::AsFd, mut data: &[u8]) -> nix::Result<()> {

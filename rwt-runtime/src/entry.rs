@@ -266,7 +266,7 @@ fn serve(value: OsString) -> std::convert::Infallible {
     }
     // Authenticated: the caller hears about anything that goes wrong now.
     let channel = OwnedFd::from(channel);
-    child::prepare(nix::unistd::getppid(), hs.kill, &[]);
+    child::prepare(nix::unistd::getppid(), hs.kill);
     match exe_identity() {
         Ok(exe) if exe == hs.exe => {}
         _ => reply_and_leave(

@@ -153,17 +153,13 @@ where
     // (released below, by the only thread it has, the one that took them).
     match unsafe { nix::unistd::fork() } {
         Ok(ForkResult::Child) => {
-            // Every registered descriptor, this call's pipe included, is
-            // closed in the child; it writes through a fresh copy (the
-            // originals belong to objects this child never drops).
+            // Every registered descriptor but this call's write end is
+            // closed in the child.
             let close = shared.reset_in_child();
             drop(shared);
             drop(err);
             drop(out);
-            let pipe = match write.fd().try_clone() {
-                Ok(fd) => fd,
-                Err(_) => child::exit_now(child::EXIT_INTERNAL),
-            };
+            let pipe = write.into_fd_in_child();
             // SAFETY: this is the child just forked, taking its one copy;
             // `child::run` never returns.
             let f = unsafe { body.take_in_child() };

@@ -425,7 +425,9 @@ async fn wait<W: Waiter>(
 /// body straight into its place. `Ok(false)` once the channel reports end
 /// of file (the write end is closed everywhere).
 fn drain(pipe: &OwnedFd, reader: &mut FrameReader) -> Result<bool, Waited> {
-    let mut small = [0u8; 4096];
+    // Room for the header and a small body: most frames arrive in one read
+    // (larger bodies are read straight into place).
+    let mut small = [0u8; 256];
     while !reader.is_complete() {
         let got = match reader.spare() {
             Some(spare) => nix::unistd::read(pipe, spare).map(|n| (n, true)),
