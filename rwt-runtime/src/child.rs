@@ -67,11 +67,11 @@ where
             }
         }
         prepare(setup.parent, setup.kill);
-        let frame = call(body, failed, pipe.as_raw_fd());
+        let (kind, body) = call(body, failed, pipe.as_raw_fd(), codec::encode_small);
         // What the function printed goes out before the result does, so the
         // caller never sees its own later output overtaken by the child's.
         let _ = std::io::stdout().flush();
-        let _ = write_frame(&pipe, &frame);
+        let _ = write_frame(&pipe, kind, body.as_slice());
     })) {
         Ok(()) => 0,
         Err(_) => EXIT_INTERNAL,
@@ -132,21 +132,28 @@ pub(crate) fn reset_sigterm() {
     let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&term), None);
 }
 
-/// Runs the function and builds the frame for its outcome.
-pub(crate) fn call<R, F>(body: F, failed: fn(&R) -> bool, pipe: RawFd) -> (Kind, Vec<u8>)
+/// Runs the function and builds the frame for its outcome: kind and body,
+/// the body made by `encode` (or a panic's text).
+pub(crate) fn call<R, F, E>(
+    body: F,
+    failed: fn(&R) -> bool,
+    pipe: RawFd,
+    encode: fn(&R) -> Result<E, String>,
+) -> (Kind, E)
 where
     F: FnOnce() -> R,
     R: serde::Serialize,
+    E: From<String>,
 {
     BODY_PIPE.with(|b| b.set(Some(pipe)));
     let outcome = panic::catch_unwind(AssertUnwindSafe(body));
     BODY_PIPE.with(|b| b.set(None));
     match outcome {
         Ok(value) => {
-            let frame = match codec::encode(&value) {
+            let frame = match encode(&value) {
                 Ok(bytes) if failed(&value) => (Kind::Failed, bytes),
                 Ok(bytes) => (Kind::Value, bytes),
-                Err(detail) => (Kind::EncodeError, detail.into_bytes()),
+                Err(detail) => (Kind::EncodeError, detail.into()),
             };
             if SERVES_MANY.with(Cell::get) {
                 drop(value);
@@ -163,7 +170,7 @@ where
                 .with(|p| p.borrow_mut().take())
                 .unwrap_or_else(|| payload_text(&*payload).to_owned());
             std::mem::forget(payload);
-            (Kind::Panic, message.into_bytes())
+            (Kind::Panic, message.into())
         }
     }
 }
@@ -201,7 +208,7 @@ fn record_panic(info: &panic::PanicHookInfo<'_>, pipe: RawFd) {
         // SAFETY: `pipe` is the result pipe's write end, open for the whole
         // life of the child (owned by `run`, which never returns).
         let fd = unsafe { BorrowedFd::borrow_raw(pipe) };
-        let _ = write_frame(&fd, &(Kind::Panic, message.into_bytes()));
+        let _ = write_frame(&fd, Kind::Panic, message.as_bytes());
     } else {
         PANIC.with(|p| *p.borrow_mut() = Some(message));
     }
@@ -218,11 +225,8 @@ fn payload_text(payload: &(dyn std::any::Any + Send)) -> &str {
     }
 }
 
-pub(crate) fn write_frame(
-    fd: &impl std::os::fd::AsFd,
-    (kind, body): &(Kind, Vec<u8>),
-) -> nix::Result<()> {
-    let header = codec::header(*kind, body.len());
+pub(crate) fn write_frame(fd: &impl std::os::fd::AsFd, kind: Kind, body: &[u8]) -> nix::Result<()> {
+    let header = codec::header(kind, body.len());
     // Header and body in one system call, with no allocation (a fork
     // child's every allocation costs copy-on-write faults); the rest, if
     // the pipe took only part, by plain writes.

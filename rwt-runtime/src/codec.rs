@@ -87,6 +87,70 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
     Ok(out.0)
 }
 
+/// Room for a small encoded value on the stack (see [`Encoded`]).
+const INLINE: usize = 256;
+
+/// An encoded value, kept on the stack while it is small: a fork child
+/// that encodes a small result then allocates nothing, and every
+/// allocation there costs copy-on-write faults on malloc's state and heap.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "the inline variant is the point: a stack buffer, no allocation"
+)]
+pub(crate) enum Encoded {
+    /// The first `.1` bytes of `.0`.
+    Inline([u8; INLINE], usize),
+    /// Grown past [`INLINE`] (or text, such as a panic message).
+    Heap(crate::bigbuf::Writer),
+}
+
+impl Encoded {
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Encoded::Inline(buf, len) => &buf[..*len],
+            Encoded::Heap(w) => &w.0,
+        }
+    }
+}
+
+impl From<String> for Encoded {
+    fn from(text: String) -> Self {
+        Encoded::Heap(crate::bigbuf::Writer(text.into_bytes()))
+    }
+}
+
+impl std::io::Write for Encoded {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Encoded::Inline(buf, len) if *len + data.len() <= INLINE => {
+                buf[*len..*len + data.len()].copy_from_slice(data);
+                *len += data.len();
+                Ok(data.len())
+            }
+            Encoded::Inline(buf, len) => {
+                let mut heap = crate::bigbuf::Writer::default();
+                heap.write_all(&buf[..*len])?;
+                heap.write_all(data)?;
+                *self = Encoded::Heap(heap);
+                Ok(data.len())
+            }
+            Encoded::Heap(w) => w.write(data),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// [`encode`], into an [`Encoded`]: on the stack if it fits.
+pub(crate) fn encode_small<T: Serialize>(value: &T) -> Result<Encoded, String> {
+    let mut out = Encoded::Inline([0; INLINE], 0);
+    rmp_serde::encode::write_named(&mut out, value)
+        .map_err(|e| format!("could not encode the result: {e}"))?;
+    Ok(out)
+}
+
 /// Decodes a value written by [`encode`].
 pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
     rmp_serde::from_slice(body).map_err(|e| {

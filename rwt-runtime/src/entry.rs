@@ -38,7 +38,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::child;
-use crate::codec::Kind;
+use crate::codec::{self, Kind};
 use crate::exec::{
     exe_identity, nonce_hex, Handshake, ARGS_LIMIT, CHANNEL_FD, ENV, EXIT_REFUSED, REQUEST_LEN,
 };
@@ -190,7 +190,7 @@ where
             return ExecFrame(Kind::EncodeError, detail.into_bytes());
         }
     };
-    let (kind, bytes) = child::call(move || body(args), failed, CHANNEL_FD);
+    let (kind, bytes) = child::call(move || body(args), failed, CHANNEL_FD, codec::encode);
     ExecFrame(kind, bytes)
 }
 
@@ -228,7 +228,7 @@ fn refuse(reason: &str) -> ! {
 
 /// Sends the caller a reason it reports as `Error::Codec`, and leaves.
 fn reply_and_leave(channel: &impl std::os::fd::AsFd, detail: &str) -> ! {
-    let _ = child::write_frame(channel, &(Kind::EncodeError, detail.as_bytes().to_vec()));
+    let _ = child::write_frame(channel, Kind::EncodeError, detail.as_bytes());
     child::exit_now(EXIT_REFUSED)
 }
 
@@ -346,14 +346,13 @@ fn serve_requests(channel: OwnedFd, pool: bool) -> ! {
         }
         let _ = std::io::stdout().flush();
         let panicked = kind == Kind::Panic;
-        let frame = (kind, bytes);
         // An exec child serves one call; a worker whose function panicked
         // is not used again.
-        if child::write_frame(&stream, &frame).is_err() || !pool || panicked {
+        if child::write_frame(&stream, kind, &bytes).is_err() || !pool || panicked {
             child::exit_now(0);
         }
-        if frame.1.capacity() <= KEEP_LIMIT {
-            crate::codec::encode_next_into(frame.1);
+        if bytes.capacity() <= KEEP_LIMIT {
+            codec::encode_next_into(bytes);
         }
     }
 }
