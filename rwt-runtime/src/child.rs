@@ -62,9 +62,7 @@ where
         let pipe = setup.pipe;
         // Other calls' pipes (and this call's read end) go.
         for &fd in &setup.close {
-            if fd != pipe.as_raw_fd() {
-                let _ = nix::unistd::close(fd);
-            }
+            let _ = nix::unistd::close(fd);
         }
         prepare(setup.parent, setup.kill);
         let (kind, body) = call(body, failed, pipe.as_raw_fd(), codec::encode_small);

@@ -145,7 +145,10 @@ where
     let mut shared = registry::lock();
     let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     let read = RegisteredFd::new(&mut shared, read);
-    let write = RegisteredFd::new(&mut shared, write);
+    // The write end is not registered: it lives in this process only
+    // while this thread holds the lock (it is closed before the lock goes),
+    // so no other fork of rwt's can inherit it, and the parent writes no
+    // registry page for it after the fork.
     let parent = nix::unistd::getpid();
     // SAFETY: libc fork(): its atfork handlers keep malloc usable in the
     // child. The child runs only `child::run`, which leaves with `_exit` and
@@ -153,13 +156,12 @@ where
     // (released below, by the only thread it has, the one that took them).
     match unsafe { nix::unistd::fork() } {
         Ok(ForkResult::Child) => {
-            // Every registered descriptor but this call's write end is
-            // closed in the child.
+            // Every registered descriptor is closed in the child.
             let close = shared.reset_in_child();
             drop(shared);
             drop(err);
             drop(out);
-            let pipe = write.into_fd_in_child();
+            let pipe = write;
             // SAFETY: this is the child just forked, taking its one copy;
             // `child::run` never returns.
             let f = unsafe { body.take_in_child() };
@@ -175,7 +177,7 @@ where
             )
         }
         Ok(ForkResult::Parent { child }) => {
-            write.close_locked(&mut shared);
+            drop(write);
             drop(shared);
             drop(err);
             drop(out);
@@ -186,7 +188,7 @@ where
             Ok((child, read))
         }
         Err(e) => {
-            write.close_locked(&mut shared);
+            drop(write);
             drop(shared);
             drop(err);
             drop(out);

@@ -114,15 +114,6 @@ impl RegisteredFd {
             .expect("registered descriptor is present until dropped")
     }
 
-    /// In a child just forked: the descriptor itself, left registered in
-    /// the child's copy of the state (which [`Shared::reset_in_child`] has
-    /// already taken).
-    pub(crate) fn into_fd_in_child(mut self) -> OwnedFd {
-        self.0
-            .take()
-            .expect("registered descriptor is present until dropped")
-    }
-
     /// Unregisters and closes it under a lock the caller already holds.
     pub(crate) fn close_locked(mut self, shared: &mut Shared) {
         if let Some(fd) = self.0.take() {
