@@ -60,13 +60,11 @@ pub(crate) fn header(kind: Kind, len: usize) -> [u8; HEADER_LEN] {
 
 thread_local! {
     /// A buffer for the next [`encode`] on this thread (a pool worker's
-    /// last result buffer; empty anywhere else).
+    /// last result buffer; empty anywhere else). A fork child never
+    /// touches it: it encodes with [`encode_small`], and the first use of a
+    /// thread-local with a destructor costs a lazy symbol lookup in libc
+    /// and dozens of page faults, which there would come on every call.
     static NEXT: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-    /// Whether `NEXT` was ever given a buffer on this thread. Only then is
-    /// `NEXT` touched: its first use registers its destructor with the C
-    /// library, which costs a fork child a lazy symbol lookup and dozens
-    /// of page faults, on every call.
-    static HAS_NEXT: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Gives `buf` to the next [`encode`] on this thread, to write into
@@ -74,14 +72,12 @@ thread_local! {
 pub(crate) fn encode_next_into(mut buf: Vec<u8>) {
     buf.clear();
     NEXT.with(|next| next.set(buf));
-    HAS_NEXT.with(|has| has.set(true));
 }
 
 /// Encodes a value as MessagePack (structs as maps, so serde attributes such
 /// as `skip_serializing_if` round-trip).
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
-    let reuse = HAS_NEXT.with(Cell::get).then(|| NEXT.with(Cell::take));
-    let mut out = crate::bigbuf::Writer(reuse.unwrap_or_default());
+    let mut out = crate::bigbuf::Writer(NEXT.with(Cell::take));
     rmp_serde::encode::write_named(&mut out, value)
         .map_err(|e| format!("could not encode the result: {e}"))?;
     Ok(out.0)
