@@ -77,10 +77,14 @@ pub(crate) fn encode_next_into(mut buf: Vec<u8>) {
 /// Encodes a value as MessagePack (structs as maps, so serde attributes such
 /// as `skip_serializing_if` round-trip).
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
-    let mut out = crate::bigbuf::Writer(NEXT.with(Cell::take));
+    encode_into(crate::bigbuf::Writer(NEXT.with(Cell::take)), value).map(|out| out.0)
+}
+
+/// Encodes `value` at the end of `out`.
+fn encode_into<W: std::io::Write, T: Serialize>(mut out: W, value: &T) -> Result<W, String> {
     rmp_serde::encode::write_named(&mut out, value)
         .map_err(|e| format!("could not encode the result: {e}"))?;
-    Ok(out.0)
+    Ok(out)
 }
 
 /// Room for a small encoded value on the stack (see [`Encoded`]).
@@ -141,10 +145,7 @@ impl std::io::Write for Encoded {
 
 /// [`encode`], into an [`Encoded`]: on the stack if it fits.
 pub(crate) fn encode_small<T: Serialize>(value: &T) -> Result<Encoded, String> {
-    let mut out = Encoded::Inline([0; INLINE], 0);
-    rmp_serde::encode::write_named(&mut out, value)
-        .map_err(|e| format!("could not encode the result: {e}"))?;
-    Ok(out)
+    encode_into(Encoded::Inline([0; INLINE], 0), value)
 }
 
 /// Decodes a value written by [`encode`].
@@ -277,6 +278,15 @@ impl FrameReader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_small_encoding_spills_whole_past_the_inline_size() {
+        for len in INLINE - 8..INLINE + 8 {
+            let value = crate::Bytes(vec![7; len]);
+            let small = encode_small(&value).unwrap();
+            assert_eq!(small.as_slice(), &encode(&value).unwrap()[..], "{len}");
+        }
+    }
 
     fn frame(kind: Kind, body: &[u8]) -> Vec<u8> {
         let mut v = header(kind, body.len()).to_vec();
@@ -411,6 +421,16 @@ mod tests {
                 }
                 let frame = r.into_frame().unwrap();
                 prop_assert_eq!(decode::<Vec<(u32, String)>>(&frame.body).unwrap(), value);
+            }
+
+            /// On the stack or spilled to the heap, a fork child's encoding
+            /// is byte for byte what `encode` writes.
+            #[test]
+            fn encode_small_writes_what_encode_writes(
+                value in proptest::collection::vec((any::<u32>(), ".{0,20}"), 0..50),
+            ) {
+                let small = encode_small(&value).unwrap();
+                prop_assert_eq!(small.as_slice(), &encode(&value).unwrap()[..]);
             }
         }
     }
