@@ -188,7 +188,7 @@ fn rewrite(function: syn::ItemFn, options: &valid::Options) -> TokenStream {
 /// fn __rwt_run(args: &[u8]) -> ExecFrame {       // runs in the child
 ///     run_in_child::<(Box<str>, (u8, u8)), usize>(args, |(v0, v1)| __rwt_body(&*v0, v1), failed)
 /// }
-/// static __RWT_FN: ExecFn = ExecFn::new(function_id("path::count|..."), __rwt_run);
+/// static __RWT_FN: ExecFn = ExecFn::new(function_id("path::count|(sig)|file:line:col|body hash"), __rwt_run);
 /// #[used] #[link_section = ".init_array.00200"]  // registers it before the entry runs
 /// static __RWT_REGISTER: extern "C" fn() = ...;
 /// call_exec(&options, "count", &__RWT_FN, &__RWT_REGISTER, &(&text, &__rwt_arg1), ExecMode::Exec)
@@ -253,6 +253,10 @@ fn exec_call(
     let original = inputs;
     let where_clause = &generics.where_clause;
     let signature_text = quote!((#original) -> #ret).to_string();
+    let body_hash = format!(
+        "{:016x}",
+        fnv1a(block.to_token_stream().to_string().as_bytes())
+    );
     let ret_span = ret.span();
     let (entry, wait) = if is_async {
         (
@@ -277,9 +281,15 @@ fn exec_call(
                 #failed,
             )
         }
+        // The id names this definition, not just its name: the module path
+        // alone is shared by the methods of two impl blocks and by nested
+        // helpers of two functions; the place in the source and the body's
+        // text tell them apart. Twins that still collide (one macro_rules!
+        // invocation writing the same item twice) are refused at run time.
         static __RWT_FN: ::rwt::__private::ExecFn = ::rwt::__private::ExecFn::new(
             ::rwt::__private::function_id(::core::concat!(
-                ::core::module_path!(), "::", #name, "|", #signature_text
+                ::core::module_path!(), "::", #name, "|", #signature_text, "|",
+                ::core::file!(), ":", ::core::line!(), ":", ::core::column!(), "|", #body_hash
             )),
             __rwt_run,
         );
@@ -294,6 +304,14 @@ fn exec_call(
         #entry(#options, #name, &__RWT_FN, &__RWT_REGISTER, &(#(#sent,)*), #mode)#wait
     };
     (quote!(#(#outer_inputs),*), call)
+}
+
+/// FNV-1a, 64 bits: the body's share of a function's id (the same hash as
+/// the runtime's `function_id`, which hashes the rest).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// Replaces every named lifetime but `'static` with `'_`: the child-side

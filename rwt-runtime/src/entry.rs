@@ -31,7 +31,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
 
 use nix::sys::socket::{getsockopt, sockopt};
 use serde::de::DeserializeOwned;
@@ -53,6 +53,8 @@ pub struct ExecFn {
     next: AtomicPtr<ExecFn>,
     /// Whether it lives in the main executable: 0 unknown, 1 yes, 2 no.
     in_main: AtomicU8,
+    /// Another registered function has the same id: neither may run.
+    ambiguous: AtomicBool,
 }
 
 impl ExecFn {
@@ -63,6 +65,7 @@ impl ExecFn {
             run,
             next: AtomicPtr::new(ptr::null_mut()),
             in_main: AtomicU8::new(0),
+            ambiguous: AtomicBool::new(false),
         }
     }
 
@@ -70,13 +73,21 @@ impl ExecFn {
     pub fn id(&self) -> u64 {
         self.id
     }
+
+    /// Does another registered function share this one's id? Then a child
+    /// could not tell which to run, and neither is called.
+    pub(crate) fn is_ambiguous(&self) -> bool {
+        self.ambiguous.load(Ordering::Acquire)
+    }
 }
 
 /// Head of the registry: a list of `'static` entries, pushed by
 /// constructors, never popped.
 static REGISTRY: AtomicPtr<ExecFn> = AtomicPtr::new(ptr::null_mut());
 
-/// Adds `f` to the registry (from its constructor).
+/// Adds `f` to the registry (from its constructor). An entry whose id is
+/// already taken by another marks both as ambiguous: calls of either fail
+/// with `Error::Spawn` instead of running a function that was not called.
 pub fn register(f: &'static ExecFn) {
     let node = ptr::from_ref(f).cast_mut();
     let mut head = REGISTRY.load(Ordering::Acquire);
@@ -86,23 +97,31 @@ pub fn register(f: &'static ExecFn) {
         }
         f.next.store(head, Ordering::Relaxed);
         match REGISTRY.compare_exchange_weak(head, node, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => return,
+            Ok(_) => break,
             Err(now) => head = now,
         }
     }
+    // Everything registered before `f` is behind it: of two entries with one
+    // id, the later one finds the earlier.
+    for other in entries(head).filter(|other| other.id == f.id) {
+        other.ambiguous.store(true, Ordering::Release);
+        f.ambiguous.store(true, Ordering::Release);
+    }
+}
+
+/// The registry from `at` on.
+fn entries(mut at: *mut ExecFn) -> impl Iterator<Item = &'static ExecFn> {
+    std::iter::from_fn(move || {
+        // SAFETY: every pointer in the list comes from a `&'static ExecFn`
+        // (see `register`); entries are never removed.
+        let f = unsafe { at.as_ref() }?;
+        at = f.next.load(Ordering::Acquire);
+        Some(f)
+    })
 }
 
 fn find(id: u64) -> Option<&'static ExecFn> {
-    let mut at = REGISTRY.load(Ordering::Acquire);
-    // SAFETY: every pointer in the list comes from a `&'static ExecFn`
-    // (see `register`); entries are never removed.
-    while let Some(f) = unsafe { at.as_ref() } {
-        if f.id == id {
-            return Some(f);
-        }
-        at = f.next.load(Ordering::Acquire);
-    }
-    None
+    entries(REGISTRY.load(Ordering::Acquire)).find(|f| f.id == id)
 }
 
 /// Is `f` part of the main executable (not of a library loaded with
@@ -328,11 +347,16 @@ fn serve_requests(channel: OwnedFd, pool: bool) -> ! {
         if read_at_least(&mut stream, &mut buf, &mut filled, total).is_err() {
             child::exit_now(0);
         }
-        let Some(f) = find(id) else {
-            reply_and_leave(
+        let f = match find(id) {
+            Some(f) if !f.is_ambiguous() => f,
+            Some(_) => reply_and_leave(
+                &stream,
+                &format!("two exec-mode functions share the id {id:#018x}: ambiguous, not run"),
+            ),
+            None => reply_and_leave(
                 &stream,
                 &format!("no exec-mode function with id {id:#018x} in this binary"),
-            )
+            ),
         };
         // Whatever the last call did to SIGTERM, this one starts with the
         // default: the kill ladder relies on it.

@@ -274,6 +274,21 @@ pub mod __private {
         registered: &'static ExecFn,
         args: &A,
     ) -> Result<Vec<u8>, Error> {
+        if registered.is_ambiguous() {
+            return Err(Error::Spawn {
+                function: function.to_owned(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "ambiguous: another exec- or pool-mode function has the same id \
+                         {:#018x} (the same item written twice by one macro_rules! \
+                         invocation?), so a child could not tell which one to run; \
+                         give the two different names",
+                        registered.id()
+                    ),
+                ),
+            });
+        }
         if !crate::entry::in_main_executable(registered) {
             return Err(Error::Spawn {
                 function: function.to_owned(),
