@@ -266,6 +266,17 @@ fn serve(value: OsString) -> std::convert::Infallible {
         Ok(c) => c,
         Err(reason) => refuse(&reason),
     };
+    // posix_spawn's dup2 cleared close-on-exec on fd 3; set it again, or
+    // every program the function runs would hold an authenticated channel
+    // to the caller, able to read the arguments and forge the result.
+    if nix::fcntl::fcntl(
+        &channel,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .is_err()
+    {
+        refuse("fd 3 cannot be made close-on-exec");
+    }
     close_other_fds();
     // The caller writes the handshake at once; a stray peer gets 5 s.
     let _ = nix::sys::socket::setsockopt(

@@ -1,0 +1,64 @@
+//! Nothing crosses the boundary but the frame: a program the function runs
+//! inherits none of rwt's descriptors (it can neither read the arguments
+//! nor forge a result), and whatever the child sends can make the call
+//! fail, never succeed falsely, nor make the caller allocate without bound.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+in_every_mode! {
+    /// A helper program writes a whole, well-formed result frame (`true`)
+    /// to fd 3, the channel of exec and pool children, then the function
+    /// itself answers `false`.
+    #[timeout(secs = 5.0)]
+    fn forged_by_a_helper() -> bool {
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(r"printf 'V\001\000\000\000\000\000\000\000\303' >&3")
+            .stderr(Stdio::null())
+            .status();
+        false
+    }
+
+    /// The descriptors a program started by the function holds, but for
+    /// 0, 1, 2 and the one `ls` reads the directory through, with what
+    /// they point to.
+    #[timeout(secs = 5.0)]
+    fn grandchild_fds() -> Vec<String> {
+        super::fds_of_a_new_program()
+    }
+}
+
+/// The descriptors a program started now holds, but for 0, 1, 2 and the
+/// one `ls` reads the directory through, each as "number target".
+fn fds_of_a_new_program() -> Vec<String> {
+    let out = Command::new("ls")
+        .args(["-l", "/proc/self/fd/"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once(" -> "))
+        .filter_map(|(head, target)| Some((head.rsplit(' ').next()?, target)))
+        .filter(|(fd, target)| !matches!(*fd, "0" | "1" | "2") && !target.ends_with("/fd"))
+        .map(|(fd, target)| format!("{fd} {target}"))
+        .collect()
+}
+
+test_in_every_mode! {
+    fn a_helper_cannot_forge_the_result(m) {
+        assert!(!m::forged_by_a_helper().unwrap());
+    }
+
+    fn a_grandchild_inherits_no_descriptor_of_rwt(m) {
+        // What this test process itself passes on to every program (the
+        // environment's own descriptors) a fork child passes on too; rwt
+        // must add nothing to it.
+        let baseline = fds_of_a_new_program();
+        let seen = m::grandchild_fds().unwrap();
+        let added: Vec<_> = seen.iter().filter(|fd| !baseline.contains(fd)).collect();
+        assert!(added.is_empty(), "inherited from rwt: {added:?} (baseline {baseline:?})");
+    }
+}
