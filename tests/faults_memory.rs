@@ -1,6 +1,7 @@
 //! Hostile cases about memory, alone in their binary because they measure
-//! the process's resident size: a forged length prefix, a result over the
-//! cap, a child of 2 GiB that times out.
+//! the process's resident size: a forged length prefix (also in a caller
+//! with a 1 GiB address space), a result over the cap, a child of 2 GiB
+//! that times out.
 
 mod common;
 
@@ -38,6 +39,18 @@ in_every_mode! {
         let mut channel = result_channel();
         let mut header = vec![b'V'];
         header.extend_from_slice(&(1u64 << 40).to_le_bytes());
+        channel.write_all(&header).unwrap();
+        std::thread::sleep(Duration::from_secs(30));
+        0
+    }
+
+    /// Writes a frame header claiming one byte less than the 1 GiB cap,
+    /// then waits.
+    #[timeout(secs = 0.5)]
+    fn forges_a_length_under_the_cap() -> u8 {
+        let mut channel = result_channel();
+        let mut header = vec![b'V'];
+        header.extend_from_slice(&((1u64 << 30) - 1).to_le_bytes());
         channel.write_all(&header).unwrap();
         std::thread::sleep(Duration::from_secs(30));
         0
@@ -123,4 +136,50 @@ fn memory_faults_in_turn() {
     a_forged_length_prefix_is_refused_before_allocating();
     a_result_over_the_cap_is_a_codec_error_before_its_size_is_allocated();
     a_two_gib_child_that_times_out_is_killed_and_reaped_on_time();
+    // In turn with the rest: a helper's pipes, open while a fork child
+    // starts, would look like a result channel to the forgers above.
+    for role in [
+        "forged-length-fork",
+        "forged-length-exec",
+        "forged-length-pool",
+    ] {
+        run_in_a_small_address_space(role);
+    }
+}
+
+/// In a helper whose address space is capped at 1 GiB: a length prefix just
+/// under the result cap must not make the caller allocate it (that would
+/// fail there, and an infallible allocation would abort the caller).
+#[test]
+fn forged_length_helper() {
+    let Some(forger) = helper_fn!("forged-length", forges_a_length_under_the_cap) else {
+        return;
+    };
+    let outcome = forger();
+    println!("outcome: {outcome:?}");
+    assert!(outcome.unwrap_err().is_timeout());
+}
+
+fn run_in_a_small_address_space(role: &str) {
+    use std::os::unix::process::CommandExt;
+    let mut helper = common::helper_command("forged_length_helper", role);
+    helper.stdin(std::process::Stdio::null());
+    // SAFETY: setrlimit is async-signal-safe and touches no memory of the
+    // parent's.
+    unsafe {
+        helper.pre_exec(|| {
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_AS, 1 << 30, 1 << 30)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let out = helper.output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success() && stdout.contains("outcome: Err(Timeout"),
+        "{:?}\n{stdout}\n{stderr}",
+        out.status
+    );
 }

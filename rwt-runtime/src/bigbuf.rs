@@ -13,7 +13,9 @@
 //! it does nothing. Buffers handed to the user (a decoded `Bytes`) are
 //! ordinary `Vec`s from the global allocator.
 
+use std::collections::TryReserveError;
 use std::io;
+use std::os::fd::{AsFd, AsRawFd};
 
 /// Buffers this large get the advice: at least one whole aligned huge page.
 const MIN: usize = 4 << 20;
@@ -31,6 +33,44 @@ pub(crate) fn with_capacity(capacity: usize) -> Vec<u8> {
     let mut v = Vec::with_capacity(capacity);
     advise(v.as_mut_ptr(), v.capacity());
     v
+}
+
+/// The first room a frame body gets, whatever its header claims: memory
+/// follows the bytes that arrive, not the length a child wrote.
+pub(crate) const FIRST: usize = 1 << 20;
+
+/// Makes room in `v` for more bytes, on the way to `total`: at least
+/// [`FIRST`], then doubling, never past `total`. Fallible: a claim the
+/// process cannot back is an error, not an abort.
+pub(crate) fn grow_towards(v: &mut Vec<u8>, total: usize) -> Result<(), TryReserveError> {
+    if v.capacity() > v.len() || v.len() >= total {
+        return Ok(());
+    }
+    let want = total.min(FIRST.max(v.capacity().saturating_mul(2)));
+    v.try_reserve_exact(want - v.len())?;
+    let spare = v.spare_capacity_mut();
+    advise(spare.as_mut_ptr().cast(), spare.len());
+    Ok(())
+}
+
+/// Reads from `fd` into the spare capacity of `v` (no zeroing: the kernel
+/// writes the bytes), and extends `v` by what was read.
+pub(crate) fn read_into_spare(fd: &impl AsFd, v: &mut Vec<u8>) -> nix::Result<usize> {
+    let spare = v.spare_capacity_mut();
+    // SAFETY: `spare` is writable memory of `spare.len()` bytes owned by
+    // `v`; read(2) writes at most that many bytes into it and reports how
+    // many, and only those are counted as initialised below.
+    let n = unsafe {
+        nix::libc::read(
+            fd.as_fd().as_raw_fd(),
+            spare.as_mut_ptr().cast(),
+            spare.len(),
+        )
+    };
+    let n = usize::try_from(n).map_err(|_| nix::errno::Errno::last())?;
+    // SAFETY: read(2) initialised the first `n` bytes of the spare capacity.
+    unsafe { v.set_len(v.len() + n) };
+    Ok(n)
 }
 
 /// A growable buffer to encode into: grows like a `Vec` (doubling) and

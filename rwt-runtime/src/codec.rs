@@ -172,6 +172,8 @@ pub(crate) enum FrameError {
     BadKind(u8),
     /// The length prefix is over the result limit.
     TooLarge { len: u64, limit: u64 },
+    /// The body, under the limit, could not be allocated as it arrived.
+    OutOfMemory { len: u64 },
 }
 
 impl std::fmt::Display for FrameError {
@@ -182,23 +184,31 @@ impl std::fmt::Display for FrameError {
                 f,
                 "result of {len} bytes exceeds the limit of {limit} bytes"
             ),
+            FrameError::OutOfMemory { len } => {
+                write!(f, "result of {len} bytes: out of memory while receiving it")
+            }
         }
     }
 }
 
-/// Collects a frame from pieces as they arrive, or lets the caller read
-/// straight into it ([`FrameReader::spare`]). The body is allocated when the
-/// header says how long it is (never over the limit) with `calloc`, whose
-/// large blocks are untouched pages: resident memory grows with the bytes
-/// that arrive, not with what the prefix claims.
+/// Collects a frame from pieces as they arrive, or reads it straight from
+/// a descriptor ([`FrameReader::read_body`]). The body's memory follows
+/// the bytes that actually arrive (at first [`FIRST`], then doubling, up
+/// to the length the header claims, which is never over the limit), and
+/// every allocation is fallible: a child that claims 1 GiB and sends 9
+/// bytes costs the caller 1 MiB, and a claim the caller cannot back is a
+/// `Codec` error, never an abort.
+///
+/// [`FIRST`]: crate::bigbuf::FIRST
 #[derive(Debug)]
 pub(crate) struct FrameReader {
     limit: u64,
     header: [u8; HEADER_LEN],
     header_len: usize,
     kind: Option<Kind>,
+    /// What the header claims.
+    len: usize,
     body: Vec<u8>,
-    filled: usize,
 }
 
 impl FrameReader {
@@ -208,26 +218,34 @@ impl FrameReader {
             header: [0; HEADER_LEN],
             header_len: 0,
             kind: None,
+            len: 0,
             body: Vec::new(),
-            filled: 0,
         }
     }
 
     /// Is the frame whole?
     pub(crate) fn is_complete(&self) -> bool {
-        self.kind.is_some() && self.filled == self.body.len()
+        self.kind.is_some() && self.body.len() == self.len
     }
 
-    /// Where the rest of the body goes, once the header is known: read into
-    /// it, then [`FrameReader::filled`] the count.
-    pub(crate) fn spare(&mut self) -> Option<&mut [u8]> {
-        self.kind?;
-        Some(&mut self.body[self.filled..])
+    /// Once the header is known, reads what `fd` has of the body straight
+    /// into place: `None` before that (the header comes through
+    /// [`FrameReader::feed`]), else what the read returned.
+    pub(crate) fn read_body(
+        &mut self,
+        fd: &impl std::os::fd::AsFd,
+    ) -> Result<Option<nix::Result<usize>>, FrameError> {
+        if self.kind.is_none() {
+            return Ok(None);
+        }
+        self.make_room()?;
+        Ok(Some(crate::bigbuf::read_into_spare(fd, &mut self.body)))
     }
 
-    /// `n` more bytes were read into [`FrameReader::spare`].
-    pub(crate) fn filled(&mut self, n: usize) {
-        self.filled = (self.filled + n).min(self.body.len());
+    fn make_room(&mut self) -> Result<(), FrameError> {
+        crate::bigbuf::grow_towards(&mut self.body, self.len).map_err(|_| FrameError::OutOfMemory {
+            len: self.len as u64,
+        })
     }
 
     /// Takes bytes read from the channel. Bytes past the end of the frame
@@ -253,20 +271,23 @@ impl FrameReader {
             if len > self.limit {
                 return Err(too_large);
             }
-            let len = usize::try_from(len).map_err(|_| too_large)?;
-            self.body = crate::bigbuf::zeroed(len);
+            self.len = usize::try_from(len).map_err(|_| too_large)?;
             self.kind = Some(kind);
         }
-        let take = data.len().min(self.body.len() - self.filled);
-        self.body[self.filled..self.filled + take].copy_from_slice(&data[..take]);
-        self.filled += take;
+        while !data.is_empty() && !self.is_complete() {
+            self.make_room()?;
+            let room = self.body.capacity() - self.body.len();
+            let take = data.len().min(room).min(self.len - self.body.len());
+            self.body.extend_from_slice(&data[..take]);
+            data = &data[take..];
+        }
         Ok(())
     }
 
     /// The frame, once complete.
     pub(crate) fn into_frame(self) -> Option<Frame> {
         match self.kind {
-            Some(kind) if self.filled == self.body.len() => Some(Frame {
+            Some(kind) if self.is_complete() => Some(Frame {
                 kind,
                 body: self.body,
             }),
@@ -342,18 +363,43 @@ mod tests {
         r.feed(&h).unwrap();
         r.feed(&[0u8; 100]).unwrap();
         assert!(!r.is_complete());
+        // Memory follows what arrived, not what the prefix claims.
+        assert!(
+            r.body.capacity() <= crate::bigbuf::FIRST,
+            "{}",
+            r.body.capacity()
+        );
         assert!(r.into_frame().is_none());
+    }
+
+    #[test]
+    fn the_body_grows_with_what_arrives_and_keeps_every_byte() {
+        let body: Vec<u8> = (0..5 * crate::bigbuf::FIRST + 17)
+            .map(|i| i as u8)
+            .collect();
+        let mut r = FrameReader::new(1 << 30);
+        r.feed(&header(Kind::Value, body.len())).unwrap();
+        for (i, piece) in body.chunks(100_000).enumerate() {
+            r.feed(piece).unwrap();
+            let arrived = ((i + 1) * 100_000).min(body.len());
+            assert!(
+                r.body.capacity() <= (2 * arrived).max(crate::bigbuf::FIRST),
+                "{} bytes held for {arrived}",
+                r.body.capacity()
+            );
+        }
+        assert_eq!(r.into_frame().unwrap().body, body);
     }
 
     #[test]
     fn reading_straight_into_the_body() {
         let body = encode(&"direct").unwrap();
+        let (rx, tx) = nix::unistd::pipe().unwrap();
         let mut r = FrameReader::new(100);
-        assert!(r.spare().is_none());
+        assert!(r.read_body(&rx).unwrap().is_none());
         r.feed(&header(Kind::Value, body.len())).unwrap();
-        let spare = r.spare().unwrap();
-        spare[..body.len()].copy_from_slice(&body);
-        r.filled(body.len());
+        nix::unistd::write(&tx, &body).unwrap();
+        assert_eq!(r.read_body(&rx).unwrap().unwrap(), Ok(body.len()));
         assert!(r.is_complete());
         assert_eq!(
             decode::<String>(&r.into_frame().unwrap().body).unwrap(),

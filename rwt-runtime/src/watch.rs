@@ -429,13 +429,14 @@ fn drain(pipe: &OwnedFd, reader: &mut FrameReader) -> Result<bool, Waited> {
     // (larger bodies are read straight into place).
     let mut small = [0u8; 256];
     while !reader.is_complete() {
-        let got = match reader.spare() {
-            Some(spare) => nix::unistd::read(pipe, spare).map(|n| (n, true)),
-            None => nix::unistd::read(pipe, &mut small).map(|n| (n, false)),
+        let got = match reader.read_body(pipe) {
+            Ok(Some(read)) => read.map(|n| (n, true)),
+            Ok(None) => nix::unistd::read(pipe, &mut small).map(|n| (n, false)),
+            Err(e) => return Err(Waited::BadFrame(e.to_string())),
         };
         match got {
             Ok((0, _)) => return Ok(false),
-            Ok((n, true)) => reader.filled(n),
+            Ok((_, true)) => {}
             Ok((n, false)) => reader
                 .feed(&small[..n])
                 .map_err(|e| Waited::BadFrame(e.to_string()))?,
