@@ -204,3 +204,68 @@ fn no_sigchld_handler_is_ever_installed() {
     };
     assert_eq!(handler, nix::libc::SIG_DFL);
 }
+
+/// In a helper capped at 2 GiB of address space: `yes` writes faster than
+/// anyone reads. Every way of running it returns on time, and the caller
+/// lives.
+#[test]
+fn flood_helper() {
+    let Some(case) = ["capture", "discard", "capped"]
+        .into_iter()
+        .find(|case| common::is_helper(&format!("flood-{case}")))
+    else {
+        return;
+    };
+    let start = Instant::now();
+    let outcome = match case {
+        "capture" => Command::new("sh")
+            .args(["-c", "yes & yes & yes & yes & wait"])
+            .output_timeout(0.5)
+            .map(|_| ()),
+        "discard" => Command::new("yes")
+            .stdout(Stdio::piped())
+            .status_timeout(0.5)
+            .map(|_| ()),
+        _ => Command::new("yes")
+            .output_timeout_with(&Options::new().secs(5.0).output_limit(1 << 20))
+            .map(|_| ()),
+    };
+    println!("outcome: {outcome:?}");
+    println!("elapsed: {:?}", start.elapsed());
+    let elapsed = start.elapsed();
+    assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
+    match (case, outcome) {
+        ("capped", Err(Error::Codec { detail, .. })) => {
+            assert!(detail.contains("output_limit"), "{detail}")
+        }
+        ("capped", other) => panic!("{other:?}"),
+        // Captured: the deadline, or (on a fast machine) the default cap.
+        ("capture", Err(Error::Timeout { .. } | Error::Codec { .. })) => {}
+        (_, Err(Error::Timeout { .. })) => {}
+        (_, other) => panic!("{other:?}"),
+    }
+}
+
+fn run_flood(case: &str) {
+    let (status, stdout, stderr) =
+        common::helper_output_with_address_space("flood_helper", &format!("flood-{case}"), 2 << 30);
+    assert!(
+        status.success() && stdout.contains("outcome: Err("),
+        "{status:?}\n{stdout}\n{stderr}"
+    );
+}
+
+#[test]
+fn a_flood_of_captured_output_ends_on_time() {
+    run_flood("capture");
+}
+
+#[test]
+fn a_flood_of_discarded_output_ends_on_time() {
+    run_flood("discard");
+}
+
+#[test]
+fn a_flood_past_the_output_limit_is_a_codec_error() {
+    run_flood("capped");
+}

@@ -161,25 +161,10 @@ fn forged_length_helper() {
 }
 
 fn run_in_a_small_address_space(role: &str) {
-    use std::os::unix::process::CommandExt;
-    let mut helper = common::helper_command("forged_length_helper", role);
-    helper.stdin(std::process::Stdio::null());
-    // SAFETY: setrlimit is async-signal-safe and touches no memory of the
-    // parent's.
-    unsafe {
-        helper.pre_exec(|| {
-            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_AS, 1 << 30, 1 << 30)
-                .map_err(std::io::Error::from)
-        });
-    }
-    let out = helper.output().unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
+    let (status, stdout, stderr) =
+        common::helper_output_with_address_space("forged_length_helper", role, 1 << 30);
     assert!(
-        out.status.success() && stdout.contains("outcome: Err(Timeout"),
-        "{:?}\n{stdout}\n{stderr}",
-        out.status
+        status.success() && stdout.contains("outcome: Err(Timeout"),
+        "{status:?}\n{stdout}\n{stderr}"
     );
 }

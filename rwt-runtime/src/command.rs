@@ -151,9 +151,13 @@ fn describe(cmd: &Command) -> String {
 /// How one attempt ended.
 enum Ended {
     Exited(ExitStatus),
-    Timeout { orphan: Option<u32> },
+    Timeout {
+        orphan: Option<u32>,
+    },
     Lost,
     Cancelled,
+    /// The captured output passed `output_limit`; the command was killed.
+    Flood,
 }
 
 fn run(
@@ -188,6 +192,16 @@ fn run(
             }
             Ended::Timeout { orphan } => orphans.extend(orphan),
             Ended::Cancelled => return Err(Error::Cancelled { function }),
+            Ended::Flood => {
+                return Err(Error::Codec {
+                    detail: format!(
+                        "the command wrote more than {} bytes to stdout and stderr \
+                         (output_limit); it was killed",
+                        opts.output_limit
+                    ),
+                    function,
+                })
+            }
         }
     }
     Err(Error::Timeout {
@@ -203,7 +217,7 @@ fn attempt_once(
     cmd: &mut Command,
     opts: &Checked,
     function: &str,
-    mut output: Option<&mut Output>,
+    output: Option<&mut Output>,
 ) -> io::Result<Ended> {
     let deadline = Deadline::after(opts.secs);
     let mut spawned = cmd.spawn()?;
@@ -230,22 +244,30 @@ fn attempt_once(
     if let Some(p) = &stderr {
         pipes.push((p.as_fd(), false));
     }
-    let mut sink = |is_stdout: bool, data: &[u8]| {
-        if let Some(out) = output.as_deref_mut() {
-            if is_stdout {
-                out.stdout.extend_from_slice(data);
-            } else {
-                out.stderr.extend_from_slice(data);
-            }
-        }
+    let mut sink = Sink {
+        output,
+        taken: 0,
+        limit: opts.output_limit,
     };
     let mut buf = vec![0u8; 64 * 1024];
     let cancel = crate::cancel::current();
     loop {
-        drain(&mut pipes, &mut buf, &mut sink)?;
-        if child.has_exited() || deadline.passed() {
-            drain(&mut pipes, &mut buf, &mut sink)?;
-            break;
+        let mut drained = drain(&mut pipes, &mut buf, &mut sink)?;
+        if drained != Drained::Flood && (child.has_exited() || deadline.passed()) {
+            // What the command wrote before it ended is still in the pipes:
+            // read it, within the deadline.
+            drained = drain(&mut pipes, &mut buf, &mut sink)?;
+            while drained == Drained::More && !deadline.passed() {
+                drained = drain(&mut pipes, &mut buf, &mut sink)?;
+            }
+            if drained != Drained::Flood {
+                break;
+            }
+        }
+        if drained == Drained::Flood {
+            tracing::debug!(target: "rwt", function, pid = child.pid(), "output over the limit, killing");
+            let _ = watch::kill_now(child, std::time::Duration::ZERO);
+            return Ok(Ended::Flood);
         }
         let mut fds: Vec<BorrowedFd<'_>> = pipes.iter().map(|(fd, _)| *fd).collect();
         let exit_fd = child.exit_fd();
@@ -296,27 +318,81 @@ fn ended(status: Status) -> Ended {
     }
 }
 
-/// Reads what the pipes hold now; drops a pipe at end of file.
+/// Where captured output goes (nowhere for `status_timeout*`), and how
+/// much of the cap is used.
+struct Sink<'a> {
+    output: Option<&'a mut Output>,
+    taken: u64,
+    limit: u64,
+}
+
+impl Sink<'_> {
+    /// Keeps `data`, up to the limit; `false` once the command wrote more.
+    fn take(&mut self, is_stdout: bool, data: &[u8]) -> bool {
+        let Some(out) = self.output.as_deref_mut() else {
+            return true;
+        };
+        let room = usize::try_from(self.limit - self.taken).unwrap_or(usize::MAX);
+        let kept = &data[..data.len().min(room)];
+        self.taken += kept.len() as u64;
+        let stream = if is_stdout {
+            &mut out.stdout
+        } else {
+            &mut out.stderr
+        };
+        stream.extend_from_slice(kept);
+        kept.len() == data.len()
+    }
+}
+
+/// How much one pass reads from one pipe before the deadline is looked at
+/// again: a writer faster than the reader never leaves the pipe empty, and
+/// must not keep the loop from its clock.
+const PASS_BYTES: usize = 1 << 20;
+
+/// How a pass over the pipes ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Drained {
+    /// Every pipe is empty for now, or closed.
+    Empty,
+    /// A pipe had more than one pass may read.
+    More,
+    /// The captured output passed the limit.
+    Flood,
+}
+
+/// Reads what the pipes hold now, at most [`PASS_BYTES`] from each; drops
+/// a pipe at end of file.
 fn drain(
     pipes: &mut Vec<(BorrowedFd<'_>, bool)>,
     buf: &mut [u8],
-    sink: &mut impl FnMut(bool, &[u8]),
-) -> io::Result<()> {
+    sink: &mut Sink<'_>,
+) -> io::Result<Drained> {
+    let mut drained = Drained::Empty;
     let mut i = 0;
     while i < pipes.len() {
         let (fd, is_stdout) = pipes[i];
         let mut open = true;
-        loop {
+        let mut read = 0;
+        while read < PASS_BYTES {
             match nix::unistd::read(fd, buf) {
                 Ok(0) => {
                     open = false;
                     break;
                 }
-                Ok(n) => sink(is_stdout, &buf[..n]),
+                Ok(n) => {
+                    read += n;
+                    if !sink.take(is_stdout, &buf[..n]) {
+                        return Ok(Drained::Flood);
+                    }
+                }
                 Err(Errno::EINTR) => {}
                 Err(Errno::EAGAIN) => break,
                 Err(e) => return Err(e.into()),
             }
+        }
+        if read >= PASS_BYTES {
+            drained = Drained::More;
         }
         if open {
             i += 1;
@@ -324,5 +400,5 @@ fn drain(
             pipes.remove(i);
         }
     }
-    Ok(())
+    Ok(drained)
 }

@@ -12,6 +12,11 @@ pub const MIN_SECS: f64 = 0.001;
 pub const MAX_SECS: f64 = 100.0 * 365.25 * 24.0 * 3600.0;
 /// Default cap on the encoded size of a result: 1 GiB.
 pub const DEFAULT_RESULT_LIMIT: u64 = 1 << 30;
+/// Default cap on what a command run through [`CommandExt`] may write to
+/// its captured stdout and stderr together: 1 GiB.
+///
+/// [`CommandExt`]: crate::CommandExt
+pub const DEFAULT_OUTPUT_LIMIT: u64 = 1 << 30;
 
 /// How a call is run: deadline, attempts, what to do on timeout.
 ///
@@ -33,6 +38,7 @@ pub struct Options {
     kill: bool,
     grace: f64,
     result_limit: u64,
+    output_limit: u64,
 }
 
 impl Default for Options {
@@ -51,6 +57,7 @@ impl Options {
             kill: true,
             grace: 0.0,
             result_limit: DEFAULT_RESULT_LIMIT,
+            output_limit: DEFAULT_OUTPUT_LIMIT,
         }
     }
 
@@ -94,6 +101,20 @@ impl Options {
         self
     }
 
+    /// Largest output, in bytes, that a command run through
+    /// [`CommandExt`]'s `output_timeout*` may write to its captured stdout
+    /// and stderr together (default 1 GiB). A command that writes more is
+    /// killed with its process group at once (whatever [`Options::kill`]
+    /// says: rwt stops reading it) and the call returns [`Error::Codec`];
+    /// `output_timeout_into` keeps what arrived up to the cap.
+    ///
+    /// [`CommandExt`]: crate::CommandExt
+    #[must_use]
+    pub const fn output_limit(mut self, bytes: u64) -> Self {
+        self.output_limit = bytes;
+        self
+    }
+
     /// Checks every value and converts the durations.
     pub(crate) fn check(&self) -> Result<Checked, Error> {
         let invalid = |detail: String| Err(Error::InvalidOptions { detail });
@@ -109,6 +130,9 @@ impl Options {
         if self.result_limit == 0 {
             return invalid("`result_limit` must be at least 1 byte".into());
         }
+        if self.output_limit == 0 {
+            return invalid("`output_limit` must be at least 1 byte".into());
+        }
         // Both values are finite and in range here, so neither can fail.
         let secs = Duration::try_from_secs_f64(self.secs);
         let grace = Duration::try_from_secs_f64(self.grace);
@@ -120,6 +144,7 @@ impl Options {
                 kill: self.kill,
                 grace,
                 result_limit: self.result_limit,
+                output_limit: self.output_limit,
             }),
             _ => invalid(format!(
                 "durations out of range: secs {}, grace {}",
@@ -138,6 +163,7 @@ pub(crate) struct Checked {
     pub kill: bool,
     pub grace: Duration,
     pub result_limit: u64,
+    pub output_limit: u64,
 }
 
 /// What is wrong with a `secs` value, if anything. Shared by the run-time
@@ -208,5 +234,6 @@ mod tests {
         }
         assert!(Options::new().grace(0.0).check().is_ok());
         assert!(detail(&Options::new().result_limit(0)).contains("result_limit"));
+        assert!(detail(&Options::new().output_limit(0)).contains("output_limit"));
     }
 }

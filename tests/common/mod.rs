@@ -206,6 +206,33 @@ pub fn helper_command(test: &str, role: &str) -> std::process::Command {
     cmd
 }
 
+/// Runs the helper `test` as `role` with its address space capped at
+/// `bytes` (`RLIMIT_AS`), stdin closed, and returns its exit status and
+/// output, each as text.
+pub fn helper_output_with_address_space(
+    test: &str,
+    role: &str,
+    bytes: u64,
+) -> (std::process::ExitStatus, String, String) {
+    use std::os::unix::process::CommandExt;
+    let mut helper = helper_command(test, role);
+    helper.stdin(std::process::Stdio::null());
+    // SAFETY: setrlimit is async-signal-safe and touches no memory of the
+    // parent's.
+    unsafe {
+        helper.pre_exec(move || {
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_AS, bytes, bytes)
+                .map_err(std::io::Error::from)
+        });
+    }
+    let out = helper.output().unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Starts the helper `test` as `role`, with `RWT_TEST_PID_DIR` naming a
 /// directory where each of its `calls` children writes its pid (file `0`,
 /// `1`...); once all have, SIGKILLs the helper and checks that every child
