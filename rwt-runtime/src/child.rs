@@ -143,6 +143,10 @@ where
     R: serde::Serialize,
     E: From<String>,
 {
+    // A panic the last call caught (its message recorded by the hook) is
+    // not this call's: a body that ends in `resume_unwind`, which runs no
+    // hook, must not report it.
+    PANIC.with(|p| p.borrow_mut().take());
     BODY_PIPE.with(|b| b.set(Some(pipe)));
     let outcome = panic::catch_unwind(AssertUnwindSafe(body));
     BODY_PIPE.with(|b| b.set(None));
@@ -252,4 +256,28 @@ pub(crate) fn write_all(fd: &impl std::os::fd::AsFd, mut data: &[u8]) -> nix::Re
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A panic that one call caught leaves its message with the hook; a
+    /// later call that ends in `resume_unwind` (no hook runs) must not
+    /// report it.
+    #[test]
+    fn a_caught_panic_is_not_the_next_calls() {
+        ensure_panic_hook();
+        let catches = || {
+            let _ = panic::catch_unwind(|| panic!("secret-1"));
+            0u8
+        };
+        let (kind, _) = call(catches, |_| false, -1, codec::encode);
+        assert_eq!(kind, Kind::Value);
+        let resumes = || -> u8 { panic::resume_unwind(Box::new(5u8)) };
+        let (kind, message) = call(resumes, |_| false, -1, codec::encode);
+        assert_eq!(kind, Kind::Panic);
+        let message = String::from_utf8(message).unwrap();
+        assert_eq!(message, "panic payload of a non-string type");
+    }
 }

@@ -27,6 +27,10 @@ pub(crate) enum Kind {
     Panic,
     /// The child could not encode the value; body is the UTF-8 reason.
     EncodeError,
+    /// A pool worker retires without reading the request waiting for it
+    /// (its last call left something behind): another worker must serve
+    /// it. Empty body.
+    Leaving,
 }
 
 impl Kind {
@@ -36,6 +40,7 @@ impl Kind {
             Kind::Failed => b'F',
             Kind::Panic => b'P',
             Kind::EncodeError => b'E',
+            Kind::Leaving => b'L',
         }
     }
 
@@ -45,6 +50,7 @@ impl Kind {
             b'F' => Some(Kind::Failed),
             b'P' => Some(Kind::Panic),
             b'E' => Some(Kind::EncodeError),
+            b'L' => Some(Kind::Leaving),
             _ => None,
         }
     }
@@ -209,6 +215,9 @@ pub(crate) struct FrameReader {
     /// What the header claims.
     len: usize,
     body: Vec<u8>,
+    /// A [`Kind::Leaving`] header arrived right after the frame, in the
+    /// same read: the pool worker that answered will not serve again.
+    leaving_follows: bool,
 }
 
 impl FrameReader {
@@ -220,7 +229,18 @@ impl FrameReader {
             kind: None,
             len: 0,
             body: Vec::new(),
+            leaving_follows: false,
         }
+    }
+
+    /// Did the sender say, right after the frame, that it is leaving?
+    pub(crate) fn leaving_follows(&self) -> bool {
+        self.leaving_follows
+    }
+
+    /// The kind of the frame, once its header is in.
+    pub(crate) fn kind(&self) -> Option<Kind> {
+        self.kind
     }
 
     /// Is the frame whole?
@@ -249,7 +269,8 @@ impl FrameReader {
     }
 
     /// Takes bytes read from the channel. Bytes past the end of the frame
-    /// are ignored.
+    /// are ignored, but a [`Kind::Leaving`] header there is noted
+    /// ([`FrameReader::leaving_follows`]).
     pub(crate) fn feed(&mut self, mut data: &[u8]) -> Result<(), FrameError> {
         if self.kind.is_none() {
             let take = data.len().min(HEADER_LEN - self.header_len);
@@ -280,6 +301,9 @@ impl FrameReader {
             let take = data.len().min(room).min(self.len - self.body.len());
             self.body.extend_from_slice(&data[..take]);
             data = &data[take..];
+        }
+        if self.is_complete() && data.first() == Some(&Kind::Leaving.byte()) {
+            self.leaving_follows = true;
         }
         Ok(())
     }

@@ -335,6 +335,13 @@ fn serve_requests(channel: OwnedFd, pool: bool) -> ! {
         child::serve_many();
     }
     let mut stream = std::os::unix::net::UnixStream::from(channel);
+    // What a call may leave behind is compared with this after each call;
+    // without it the worker serves one call.
+    let baseline = if pool {
+        crate::leftovers::Baseline::take()
+    } else {
+        None
+    };
     // Reused from call to call (zeroed once): a small request arrives in
     // one read.
     let mut buf: Vec<u8> = vec![0; 64 * 1024];
@@ -380,10 +387,21 @@ fn serve_requests(channel: OwnedFd, pool: bool) -> ! {
             reap_descendants();
         }
         let _ = std::io::stdout().flush();
-        let panicked = kind == Kind::Panic;
         // An exec child serves one call; a worker whose function panicked
-        // is not used again.
-        if child::write_frame(&stream, kind, &bytes).is_err() || !pool || panicked {
+        // or could not encode its value is not used again (the caller
+        // retires it on those kinds).
+        let served = matches!(kind, Kind::Value | Kind::Failed);
+        if child::write_frame(&stream, kind, &bytes).is_err() || !pool || !served {
+            child::exit_now(0);
+        }
+        // Checked once the answer is out, while the caller decodes it. A
+        // worker that cannot be put back as it was says so, before reading
+        // the next request, and leaves.
+        if !baseline
+            .as_ref()
+            .is_some_and(crate::leftovers::Baseline::restore)
+        {
+            let _ = child::write_frame(&stream, Kind::Leaving, &[]);
             child::exit_now(0);
         }
         if bytes.capacity() <= KEEP_LIMIT {

@@ -35,6 +35,8 @@ mod exec;
 mod executor;
 #[cfg(unix)]
 mod fork;
+#[cfg(target_os = "linux")]
+mod leftovers;
 mod options;
 #[cfg(target_os = "linux")]
 mod pool;

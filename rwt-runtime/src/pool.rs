@@ -116,45 +116,66 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
     args: &[u8],
 ) -> Outcome<R> {
     let deadline = Deadline::after(opts.secs);
-    let worker = match take_idle() {
-        Some(w) => w,
-        None => match start_via_pool_thread() {
-            Ok(w) => w,
-            Err(e) => return watch::spawn_failed(function, e),
-        },
-    };
-    let Worker { child, channel, .. } = worker;
-    let mut child = Guarded::new(child);
-    let (waited, reader) = watch::exchange(
-        waiter,
-        child.child(),
-        channel.fd(),
-        (crate::exec::request_header(id, args.len()), args),
-        opts.result_limit,
-        deadline,
-        true,
-    )
-    .await;
-    let mut kept = false;
-    let answered = |child: Child, kind: Kind| {
-        let worker = Worker {
-            child,
-            channel,
-            idle_since: Instant::now(),
+    loop {
+        let worker = match take_idle() {
+            Some(w) => w,
+            None => match start_via_pool_thread(deadline) {
+                Ok(Some(w)) => w,
+                Ok(None) => return Outcome::Timeout { orphan: None },
+                Err(e) => return watch::spawn_failed(function, e),
+            },
         };
-        if kind == Kind::Panic {
-            // A worker whose function panicked leaves (it exits on its own).
-            retire(worker);
-        } else {
-            give_back(worker);
-            kept = true;
+        let Worker { child, channel, .. } = worker;
+        let mut child = Guarded::new(child);
+        let (waited, reader) = watch::exchange(
+            waiter,
+            child.child(),
+            channel.fd(),
+            (crate::exec::request_header(id, args.len()), args),
+            opts.result_limit,
+            deadline,
+            true,
+        )
+        .await;
+        if matches!(waited, watch::Waited::Frame) && reader.kind() == Some(Kind::Leaving) {
+            // The worker's last call left something behind: it retires
+            // without reading this request, which another worker serves,
+            // within the same deadline.
+            tracing::debug!(target: "rwt", function, pid = child.child().pid(), "worker retired with leftovers");
+            retire(Worker {
+                child: child.into_inner(),
+                channel,
+                idle_since: Instant::now(),
+            });
+            ask(Request::Replace);
+            continue;
         }
-    };
-    let outcome = watch::conclude(waiter, function, opts, child, waited, reader, answered).await;
-    if !kept {
-        ask(Request::Replace);
+        // The worker may have said it leaves right after its answer, and
+        // the same read took both.
+        let leaving = reader.leaving_follows();
+        let mut kept = false;
+        let answered = |child: Child, kind: Kind| {
+            let worker = Worker {
+                child,
+                channel,
+                idle_since: Instant::now(),
+            };
+            if matches!(kind, Kind::Value | Kind::Failed) && !leaving {
+                give_back(worker);
+                kept = true;
+            } else {
+                // A worker whose function panicked, or that could not
+                // serve the request, leaves (it exits on its own).
+                retire(worker);
+            }
+        };
+        let outcome =
+            watch::conclude(waiter, function, opts, child, waited, reader, answered).await;
+        if !kept {
+            ask(Request::Replace);
+        }
+        return outcome;
     }
-    outcome
 }
 
 /// The most recently used idle worker that is still alive.
@@ -216,11 +237,18 @@ fn ask(request: Request) {
     let _ = sender.send(request);
 }
 
-fn start_via_pool_thread() -> io::Result<Worker> {
+/// A fresh worker from the pool thread, or `None` if the deadline passes
+/// first (the worker, once started, becomes an idle one).
+fn start_via_pool_thread(deadline: Deadline) -> io::Result<Option<Worker>> {
     let (tx, rx) = mpsc::sync_channel(1);
     ask(Request::Spawn(tx));
-    rx.recv()
-        .map_err(|_| io::Error::other("the rwt pool thread could not be started"))?
+    match rx.recv_timeout(deadline.remaining()) {
+        Ok(started) => started.map(Some),
+        Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            Err(io::Error::other("the rwt pool thread could not be started"))
+        }
+    }
 }
 
 /// The pool thread: starts workers on request (so their PR_SET_PDEATHSIG
@@ -234,7 +262,11 @@ fn pool_thread(requests: &mpsc::Receiver<Request>) {
         };
         match requests.recv_timeout(tick) {
             Ok(Request::Spawn(reply)) => {
-                let _ = reply.send(start_worker());
+                // A caller whose deadline passed meanwhile is gone: its
+                // worker becomes an idle one.
+                if let Err(mpsc::SendError(Ok(worker))) = reply.send(start_worker()) {
+                    give_back(worker);
+                }
             }
             Ok(Request::Replace) => {
                 let wanted = {

@@ -202,6 +202,9 @@ pub(crate) async fn conclude<R: DeserializeOwned, W: Waiter>(
                 Kind::EncodeError => {
                     Outcome::Codec(String::from_utf8_lossy(&frame.body).into_owned())
                 }
+                // Only a pool worker says it is leaving, and the pool deals
+                // with that before here.
+                Kind::Leaving => Outcome::Codec("malformed result frame (kind byte 0x4c)".into()),
             }
         }
         Waited::Died => {

@@ -1,0 +1,223 @@
+//! What a pool worker's call may leave behind, and how the worker notices.
+//!
+//! A worker takes a picture of its process-wide state before its first
+//! call ([`Baseline::take`]) and compares after each call
+//! ([`Baseline::restore`]). What can be put back cheaply and safely is put
+//! back: the working directory, the umask, a pending `alarm`. What cannot
+//! (a thread still running, a descriptor left open, a changed environment,
+//! signal disposition or mask, a changed resource limit) retires the worker:
+//! it tells the caller it is leaving and exits, and the next call gets
+//! another worker. Statics (and whatever lives only in memory) are not
+//! looked at: they live on, as the README says.
+//!
+//! The comparison costs one `pread` of `/proc/self/stat` (threads, signal
+//! masks), `getcwd`, `umask`, `alarm`, a `dup` probe for the lowest free
+//! descriptor, and 16 `getrlimit`s; it runs after the answer is sent, while
+//! the caller decodes it.
+
+use std::ffi::CStr;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::sys::resource::{getrlimit, Resource};
+use nix::sys::stat::Mode;
+
+/// Every resource limit Linux has.
+const LIMITS: [Resource; 16] = [
+    Resource::RLIMIT_AS,
+    Resource::RLIMIT_CORE,
+    Resource::RLIMIT_CPU,
+    Resource::RLIMIT_DATA,
+    Resource::RLIMIT_FSIZE,
+    Resource::RLIMIT_LOCKS,
+    Resource::RLIMIT_MEMLOCK,
+    Resource::RLIMIT_MSGQUEUE,
+    Resource::RLIMIT_NICE,
+    Resource::RLIMIT_NOFILE,
+    Resource::RLIMIT_NPROC,
+    Resource::RLIMIT_RSS,
+    Resource::RLIMIT_RTPRIO,
+    Resource::RLIMIT_RTTIME,
+    Resource::RLIMIT_SIGPENDING,
+    Resource::RLIMIT_STACK,
+];
+
+/// What `/proc/self/stat` says that a call may change.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Stat {
+    threads: u64,
+    blocked: u64,
+    ignored: u64,
+    caught: u64,
+}
+
+/// A worker's process-wide state before its first call.
+pub(crate) struct Baseline {
+    stat_file: OwnedFd,
+    stat: Stat,
+    cwd: PathBuf,
+    umask: Mode,
+    lowest_free_fd: i32,
+    environ: u64,
+    limits: [(u64, u64); 16],
+}
+
+impl Baseline {
+    /// The state now; `None` if it cannot be read (then the worker serves
+    /// one call, as an exec child does).
+    pub(crate) fn take() -> Option<Baseline> {
+        let stat_file = nix::fcntl::open(
+            c"/proc/self/stat",
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        // Out of the way of the numbers the function's own files get, so
+        // that the descriptor probe below sees only theirs.
+        let stat_file =
+            match nix::fcntl::fcntl(&stat_file, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(512)) {
+                Ok(high) => {
+                    drop(stat_file);
+                    // SAFETY: fcntl just returned this descriptor, owned by
+                    // nobody else.
+                    unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(high) }
+                }
+                Err(_) => stat_file,
+            };
+        let umask = nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
+        nix::sys::stat::umask(umask);
+        Some(Baseline {
+            stat: read_stat(&stat_file)?,
+            stat_file,
+            cwd: std::env::current_dir().ok()?,
+            umask,
+            lowest_free_fd: lowest_free_fd()?,
+            environ: environ_fingerprint(),
+            limits: limits()?,
+        })
+    }
+
+    /// Puts back what can be put back; `false` if the worker must retire.
+    /// Only called with one thread known to run, or about to find more.
+    pub(crate) fn restore(&self) -> bool {
+        // Put back whatever the call did, unconditionally and first: each is
+        // one system call, and the worker may retire below anyway.
+        nix::sys::stat::umask(self.umask);
+        // SAFETY: alarm(0) cancels a pending SIGALRM; it takes no pointers.
+        unsafe { nix::libc::alarm(0) };
+        let Some(stat) = read_stat(&self.stat_file) else {
+            return false;
+        };
+        if stat != self.stat {
+            // A thread left running, or a signal disposition or the mask
+            // changed: nothing to reset safely from here.
+            tracing::debug!(target: "rwt", ?stat, baseline = ?self.stat, "worker retires: threads or signals changed");
+            return false;
+        }
+        if std::env::current_dir().ok().as_ref() != Some(&self.cwd)
+            && std::env::set_current_dir(&self.cwd).is_err()
+        {
+            return false;
+        }
+        lowest_free_fd() == Some(self.lowest_free_fd)
+            && environ_fingerprint() == self.environ
+            && limits().is_some_and(|now| now == self.limits)
+    }
+}
+
+fn read_stat(file: &impl AsFd) -> Option<Stat> {
+    let mut buf = [0u8; 1024];
+    let n = nix::sys::uio::pread(file, &mut buf, 0).ok()?;
+    let text = std::str::from_utf8(&buf[..n]).ok()?;
+    // The command name is in parentheses and may hold anything: the fields
+    // are counted from the last ')'. There, field 3 (state) is first.
+    let mut fields = text[text.rfind(')')? + 2..].split(' ');
+    let mut field = |n: usize| -> Option<u64> {
+        // `nth` consumes: each call counts on from where the last stopped.
+        fields.nth(n)?.parse().ok()
+    };
+    // Fields 20 (num_threads), 32 (blocked), 33 (sigignore), 34 (sigcatch).
+    let threads = field(20 - 3)?;
+    let blocked = field(32 - 21)?;
+    let ignored = field(0)?;
+    let caught = field(0)?;
+    Some(Stat {
+        threads,
+        blocked,
+        ignored,
+        caught,
+    })
+}
+
+/// The lowest descriptor number not in use (a file the function left open
+/// holds the one a fresh worker would give out next).
+fn lowest_free_fd() -> Option<i32> {
+    // SAFETY: fd 0 may be borrowed for the duration of the dup: the
+    // worker's stdin is /dev/null and stays open.
+    let probe = nix::unistd::dup(unsafe { std::os::fd::BorrowedFd::borrow_raw(0) }).ok()?;
+    Some(probe.as_raw_fd())
+}
+
+/// A fingerprint of the environment: the addresses and contents of its
+/// strings. `setenv`, `putenv` and `unsetenv` change the array or its
+/// entries.
+fn environ_fingerprint() -> u64 {
+    unsafe extern "C" {
+        static environ: *const *const nix::libc::c_char;
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut mix = |b: u64| hash = (hash ^ b).wrapping_mul(0x0000_0100_0000_01b3);
+    // SAFETY: the worker runs one thread here (a call that left another is
+    // caught by the thread count first), so nothing changes the
+    // environment while it is read; `environ` is a NULL-terminated array of
+    // NUL-terminated strings.
+    unsafe {
+        let mut at = environ;
+        mix(at as u64);
+        while !at.is_null() && !(*at).is_null() {
+            mix(*at as u64);
+            for &b in CStr::from_ptr(*at).to_bytes() {
+                mix(u64::from(b));
+            }
+            at = at.add(1);
+        }
+    }
+    hash
+}
+
+fn limits() -> Option<[(u64, u64); 16]> {
+    let mut out = [(0, 0); 16];
+    for (slot, resource) in out.iter_mut().zip(LIMITS) {
+        *slot = getrlimit(resource).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stat_line_is_read_field_by_field() {
+        let file = nix::fcntl::open(
+            c"/proc/self/stat",
+            nix::fcntl::OFlag::O_RDONLY,
+            Mode::empty(),
+        )
+        .unwrap();
+        let stat = read_stat(&file).unwrap();
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap()
+                .trim()
+                .to_owned()
+        };
+        assert_eq!(stat.threads.to_string(), field("Threads:"));
+        let hex = |v: u64| format!("{v:016x}");
+        assert_eq!(hex(stat.ignored), field("SigIgn:"));
+        assert_eq!(hex(stat.caught), field("SigCgt:"));
+    }
+}
