@@ -8,6 +8,11 @@ mod common;
 use std::process::{Command, Stdio};
 
 in_every_mode! {
+    #[timeout(secs = 5.0, ntries = 3)]
+    fn returns_an_unserializable() -> Unserializable {
+        Unserializable
+    }
+
     /// A helper program writes a whole, well-formed result frame (`true`)
     /// to fd 3, the channel of exec and pool children, then the function
     /// itself answers `false`.
@@ -60,5 +65,28 @@ test_in_every_mode! {
         let seen = m::grandchild_fds().unwrap();
         let added: Vec<_> = seen.iter().filter(|fd| !baseline.contains(fd)).collect();
         assert!(added.is_empty(), "inherited from rwt: {added:?} (baseline {baseline:?})");
+    }
+}
+
+/// A value whose `Serialize` panics half-way.
+#[derive(serde::Deserialize, Debug)]
+pub struct Unserializable;
+
+impl serde::Serialize for Unserializable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        panic!("serialize refused");
+    }
+}
+
+test_in_every_mode! {
+    /// The panic is the value's encoding failing: `Codec`, with the panic's
+    /// message, not a crash (and not retried: it would fail again).
+    fn a_serialize_impl_that_panics_is_a_codec_error(m) {
+        match m::returns_an_unserializable() {
+            Err(rwt::Error::Codec { detail, .. }) => {
+                assert!(detail.contains("serialize refused"), "{detail}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

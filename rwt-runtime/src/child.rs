@@ -149,10 +149,23 @@ where
     PANIC.with(|p| p.borrow_mut().take());
     BODY_PIPE.with(|b| b.set(Some(pipe)));
     let outcome = panic::catch_unwind(AssertUnwindSafe(body));
+    // The value's `Serialize` is the user's code too: a panic there is the
+    // encoding failing (recorded by the hook, not printed), not a crash.
+    let encoded = outcome.as_ref().ok().map(|value| {
+        panic::catch_unwind(AssertUnwindSafe(|| encode(value))).unwrap_or_else(|payload| {
+            let message = PANIC
+                .with(|p| p.borrow_mut().take())
+                .unwrap_or_else(|| payload_text(&*payload).to_owned());
+            std::mem::forget(payload);
+            Err(format!(
+                "could not encode the result: its Serialize panicked: {message}"
+            ))
+        })
+    });
     BODY_PIPE.with(|b| b.set(None));
     match outcome {
         Ok(value) => {
-            let frame = match encode(&value) {
+            let frame = match encoded.expect("encoded when the body returned") {
                 Ok(bytes) if failed(&value) => (Kind::Failed, bytes),
                 Ok(bytes) => (Kind::Value, bytes),
                 Err(detail) => (Kind::EncodeError, detail.into()),
