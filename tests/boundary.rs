@@ -8,6 +8,15 @@ mod common;
 use std::process::{Command, Stdio};
 
 in_every_mode! {
+    /// Prints a line, and says what its stdin is.
+    #[timeout(secs = 5.0)]
+    fn prints_and_reads_stdin() -> String {
+        println!("noise that must not reach the result");
+        std::fs::read_link("/proc/self/fd/0")
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|e| format!("fd 0: {e}"))
+    }
+
     #[timeout(secs = 5.0, ntries = 3)]
     fn returns_an_unserializable() -> Unserializable {
         Unserializable
@@ -90,3 +99,43 @@ test_in_every_mode! {
         }
     }
 }
+
+/// In a helper that closed fds 0 and 1: the child's stdin is still
+/// /dev/null, and what it prints never lands in its result channel.
+#[test]
+fn closed_stdio_helper() {
+    let Some(f) = helper_fn!("closed-stdio", prints_and_reads_stdin) else {
+        return;
+    };
+    // Closed now, not at exec: std reopens closed standard descriptors on
+    // /dev/null before `main`, but a program may close them later.
+    // SAFETY: nothing in this helper process uses fds 0 and 1 again.
+    unsafe {
+        nix::libc::close(0);
+        nix::libc::close(1);
+    }
+    let got = f();
+    eprintln!("outcome: {got:?}");
+    assert_eq!(got.unwrap(), "/dev/null");
+}
+
+fn run_with_stdio_closed(role: &str) {
+    let out = common::helper_command("closed_stdio_helper", role)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stderr.contains("outcome: Ok"),
+        "{:?}\n{stderr}",
+        out.status
+    );
+}
+
+test_each_mode_role!(
+    a_caller_without_stdin_and_stdout_gets_clean_results,
+    run_with_stdio_closed,
+    "closed-stdio"
+);

@@ -48,7 +48,8 @@ impl State {
 
 fn new_epoch(shared: &mut registry::Shared) -> Option<Arc<Epoch>> {
     let (read, write): (OwnedFd, OwnedFd) =
-        nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).ok()?;
+        registry::pair_above_stdio(nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).ok()?)
+            .ok()?;
     Some(Arc::new(Epoch {
         read: RegisteredFd::new(shared, read),
         write: RegisteredFd::new(shared, write),

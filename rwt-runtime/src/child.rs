@@ -109,7 +109,17 @@ pub(crate) fn prepare(parent: Pid, kill: bool) {
         nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     ) {
-        let _ = nix::unistd::dup2_stdin(&null);
+        if null.as_raw_fd() == 0 {
+            // fd 0 was closed and open took it: it is stdin now. Keep it,
+            // and let programs the function runs inherit it.
+            let _ = nix::fcntl::fcntl(
+                &null,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+            );
+            std::mem::forget(null);
+        } else {
+            let _ = nix::unistd::dup2_stdin(&null);
+        }
     }
     // A crashing child does not dump core: a large dump would hold the reap
     // for seconds.

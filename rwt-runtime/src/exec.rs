@@ -191,12 +191,12 @@ pub(crate) fn spawn(kill: bool, pool: bool) -> io::Result<(Pid, RegisteredFd)> {
     // child's copy at fd 3 survives its exec.
     let (ours, theirs) = {
         let mut shared = registry::lock();
-        let (ours, theirs) = nix::sys::socket::socketpair(
+        let (ours, theirs) = registry::pair_above_stdio(nix::sys::socket::socketpair(
             AddressFamily::Unix,
             SockType::Stream,
             None,
             SockFlag::SOCK_CLOEXEC,
-        )?;
+        )?)?;
         (
             RegisteredFd::new(&mut shared, ours),
             RegisteredFd::new(&mut shared, theirs),

@@ -143,7 +143,7 @@ where
     let stderr = io::stderr();
     let err = stderr.lock();
     let mut shared = registry::lock();
-    let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let (read, write) = registry::pair_above_stdio(nix::unistd::pipe2(OFlag::O_CLOEXEC)?)?;
     let read = RegisteredFd::new(&mut shared, read);
     // The write end is not registered: it lives in this process only
     // while this thread holds the lock (it is closed before the lock goes),

@@ -235,7 +235,7 @@ fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
     let fd = i32::try_from(fd).map_err(|_| Errno::EBADF)?;
     // SAFETY: the kernel just returned this descriptor to us, and nothing
     // else owns it. pidfds are close-on-exec.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    crate::registry::above_stdio(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// `pidfd_send_signal` flag: signal the target's process group.

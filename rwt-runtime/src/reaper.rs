@@ -75,7 +75,8 @@ pub(crate) fn adopt(child: Child) {
         }
         return;
     }
-    let Ok((read, write)) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK) else {
+    let pipe = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK);
+    let Ok((read, write)) = pipe.and_then(crate::registry::pair_above_stdio) else {
         // Out of descriptors: the child stays pending and the next adopt
         // tries again.
         return;

@@ -95,6 +95,25 @@ impl Shared {
     }
 }
 
+/// `fd`, moved to a number above 2 if it landed on 0, 1 or 2 (a caller
+/// that closed its standard descriptors): otherwise the caller's own
+/// `println!`, or a child's inherited stdout, would write into rwt's
+/// channel. Close-on-exec either way.
+pub(crate) fn above_stdio(fd: OwnedFd) -> nix::Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    let moved = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))?;
+    drop(fd);
+    // SAFETY: fcntl just returned this new descriptor, owned by nobody else.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(moved) })
+}
+
+/// Both ends of a pipe (or socketpair), each [`above_stdio`].
+pub(crate) fn pair_above_stdio((a, b): (OwnedFd, OwnedFd)) -> nix::Result<(OwnedFd, OwnedFd)> {
+    Ok((above_stdio(a)?, above_stdio(b)?))
+}
+
 /// A descriptor of rwt's that every forked child closes, for as long as it
 /// lives. Dropping it unregisters and closes it under the lock, so no fork
 /// can slip in between.

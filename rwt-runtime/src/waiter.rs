@@ -195,7 +195,7 @@ fn timer_at(until: Deadline) -> nix::Result<OwnedFd> {
         )
     })?;
     // SAFETY: the kernel just returned this descriptor; nothing else owns it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fd = crate::registry::above_stdio(unsafe { OwnedFd::from_raw_fd(fd) })?;
     // `Instant` is CLOCK_MONOTONIC here, so a relative time is the same
     // point. Zero would disarm the timer: at least a nanosecond.
     let left = until.remaining().max(std::time::Duration::from_nanos(1));
@@ -316,7 +316,8 @@ impl Drop for PollerWait {
 
 /// Starts the poller thread. Called with the poller locked.
 fn start_poller(p: &mut Poller) -> bool {
-    let Ok((read, write)) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK) else {
+    let pipe = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK);
+    let Ok((read, write)) = pipe.and_then(crate::registry::pair_above_stdio) else {
         return false;
     };
     let (read, write) = {
