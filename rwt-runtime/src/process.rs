@@ -60,6 +60,10 @@ impl Child {
                     WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
                 ) {
                     Err(Errno::ECHILD) => child.status = Some(Status::Lost),
+                    // Kernels 5.3 and 5.4 have pidfd_open but not
+                    // waitid(P_PIDFD): the pid-based fallback, without the
+                    // pidfd (whose exits it could not read).
+                    Err(Errno::EINVAL) => {}
                     _ => child.pidfd = Some(fd),
                 }
             }
