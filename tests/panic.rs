@@ -44,7 +44,7 @@ fn index_line() -> usize {
 test_in_every_mode! {
     fn a_str_panic_with_its_location(m) {
         match m::index(vec![1, 2, 3], 7) {
-            Err(rwt::Error::Panicked { function, message, attempts }) => {
+            Err(rwt::Error::Panicked { function, message, attempts, .. }) => {
                 assert_eq!(function, "index");
                 assert_eq!(attempts, 1);
                 // The column is the one rustc reports without rwt too.

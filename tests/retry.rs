@@ -31,6 +31,18 @@ fn count(log: &str) -> usize {
 }
 
 in_every_mode! {
+    /// Overstays its deadline on the first attempt (left running as an
+    /// orphan), panics on the second.
+    #[timeout(secs = 0.2, ntries = 2, kill = false)]
+    fn overstays_then_panics(log: String) -> u8 {
+        append_line(&log, &std::process::id().to_string());
+        if count(&log) == 1 {
+            std::thread::sleep(Duration::from_millis(800));
+            return 0;
+        }
+        panic!("second attempt")
+    }
+
     /// Panics on the first two attempts, returns on the third.
     #[timeout(secs = 5.0, ntries = 3)]
     fn third_time_lucky(log: String) -> usize {
@@ -164,4 +176,18 @@ fn the_run_time_api_retries_too() {
     })
     .unwrap();
     assert_eq!(n, 2);
+}
+
+test_in_every_mode! {
+    /// An orphan of an earlier attempt is reported whatever the last
+    /// attempt came to.
+    fn an_earlier_attempts_orphan_is_reported_with_a_later_panic(m) {
+        let log = Scratch::new("orphan-then-panic");
+        let err = m::overstays_then_panics(log.arg()).unwrap_err();
+        let first: u32 = log.lines()[0].parse().unwrap();
+        let _cleanup = common::KillOnDrop(vec![first]);
+        assert!(matches!(err, rwt::Error::Panicked { .. }), "{err:?}");
+        assert_eq!(err.orphans(), [first], "{err}");
+        assert!(err.to_string().contains(&first.to_string()), "{err}");
+    }
 }

@@ -20,6 +20,12 @@ pub(crate) struct Epoch {
     write: RegisteredFd,
 }
 
+impl std::fmt::Debug for Epoch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Epoch").field("read", &self.read).finish()
+    }
+}
+
 impl Epoch {
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.read.fd().as_fd()

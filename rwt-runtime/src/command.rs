@@ -188,6 +188,7 @@ fn run(
                     signal: None,
                     exit_code: None,
                     attempts: attempt,
+                    orphans,
                 })
             }
             Ended::Timeout { orphan } => orphans.extend(orphan),
@@ -235,7 +236,11 @@ fn attempt_once(
     .into_iter()
     .flatten()
     {
-        nix::fcntl::fcntl(pipe, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+        if let Err(e) = nix::fcntl::fcntl(pipe, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)) {
+            // Nobody would watch it: it goes now, not as a zombie.
+            let _ = watch::kill_now(child, std::time::Duration::ZERO);
+            return Err(e.into());
+        }
     }
     let mut pipes: Vec<(BorrowedFd<'_>, bool)> = Vec::new();
     if let Some(p) = &stdout {
@@ -250,16 +255,27 @@ fn attempt_once(
         limit: opts.output_limit,
     };
     let mut buf = vec![0u8; 64 * 1024];
-    let cancel = crate::cancel::current();
-    loop {
-        let mut drained = drain(&mut pipes, &mut buf, &mut sink)?;
-        if drained != Drained::Flood && (child.has_exited() || deadline.passed()) {
-            // What the command wrote before it ended is still in the pipes:
-            // read it, within the deadline.
-            drained = drain(&mut pipes, &mut buf, &mut sink)?;
-            while drained == Drained::More && !deadline.passed() {
-                drained = drain(&mut pipes, &mut buf, &mut sink)?;
+    let cancel = &opts.cancel;
+    // An error past this point would leave the command unwatched: it is
+    // killed and reaped first.
+    macro_rules! or_kill {
+        ($result:expr) => {
+            match $result {
+                Ok(value) => value,
+                Err(e) => {
+                    let _ = watch::kill_now(child, std::time::Duration::ZERO);
+                    return Err(e.into());
+                }
             }
+        };
+    }
+    loop {
+        let mut drained = or_kill!(drain(&mut pipes, &mut buf, &mut sink));
+        if drained != Drained::Flood && (child.has_exited() || deadline.passed()) {
+            // What the command wrote before it ended is still in the pipes
+            // (at most a pipe's size, which one pass reads); a grandchild
+            // that goes on writing is not waited for.
+            drained = or_kill!(drain(&mut pipes, &mut buf, &mut sink));
             if drained != Drained::Flood {
                 break;
             }
@@ -281,7 +297,7 @@ fn attempt_once(
         if let Some(epoch) = &cancel {
             fds.push(epoch.fd());
         }
-        let ready = deadline::wait_any(&fds, until)?;
+        let ready = or_kill!(deadline::wait_any(&fds, until));
         if cancel.is_some() && ready.last() == Some(&true) {
             tracing::debug!(target: "rwt", function, pid = child.pid(), "cancelled, killing");
             let _ = watch::kill_now(child, std::time::Duration::ZERO);
@@ -327,7 +343,8 @@ struct Sink<'a> {
 }
 
 impl Sink<'_> {
-    /// Keeps `data`, up to the limit; `false` once the command wrote more.
+    /// Keeps `data`, up to the limit; `false` once the command wrote more
+    /// (or more than the caller can hold).
     fn take(&mut self, is_stdout: bool, data: &[u8]) -> bool {
         let Some(out) = self.output.as_deref_mut() else {
             return true;
@@ -340,6 +357,11 @@ impl Sink<'_> {
         } else {
             &mut out.stderr
         };
+        // Fallible: a caller short of memory (RLIMIT_AS, strict
+        // overcommit) ends the call as a flood instead of aborting.
+        if stream.try_reserve(kept.len()).is_err() {
+            return false;
+        }
         stream.extend_from_slice(kept);
         kept.len() == data.len()
     }

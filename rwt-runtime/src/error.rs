@@ -35,6 +35,9 @@ pub enum Error {
         message: String,
         /// Attempts made.
         attempts: u32,
+        /// Pids that earlier attempts left running (`kill = false` and a
+        /// timeout), as in [`Error::Timeout`].
+        orphans: Vec<u32>,
     },
     /// The child ended without a result: a signal, `process::exit`, abort,
     /// out of memory, or a SIGKILL that rwt did not send.
@@ -47,6 +50,9 @@ pub enum Error {
         exit_code: Option<i32>,
         /// Attempts made.
         attempts: u32,
+        /// Pids that earlier attempts left running (`kill = false` and a
+        /// timeout), as in [`Error::Timeout`].
+        orphans: Vec<u32>,
     },
     /// The result could not cross the process boundary: it failed to
     /// encode or decode, or it exceeded the result size limit. Not retried:
@@ -85,13 +91,31 @@ impl Error {
         matches!(self, Error::Timeout { .. })
     }
 
-    /// Pids of children left running by `kill = false`; empty otherwise.
+    /// Pids of children left running by `kill = false` (one per timed-out
+    /// attempt, whatever the last attempt came to); empty otherwise.
     #[must_use]
     pub fn orphans(&self) -> &[u32] {
         match self {
-            Error::Timeout { orphans, .. } => orphans,
+            Error::Timeout { orphans, .. }
+            | Error::Panicked { orphans, .. }
+            | Error::Crashed { orphans, .. } => orphans,
             _ => &[],
         }
+    }
+}
+
+/// "; orphaned pids: 1 2" when there are any.
+struct Orphans<'a>(&'a [u32]);
+
+impl fmt::Display for Orphans<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.0.is_empty() {
+            f.write_str("; orphaned pids:")?;
+            for pid in self.0 {
+                write!(f, " {pid}")?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -126,28 +150,25 @@ impl fmt::Display for Error {
                 } else {
                     " (not killed)"
                 })?;
-                if !orphans.is_empty() {
-                    f.write_str("; orphaned pids:")?;
-                    for pid in orphans {
-                        write!(f, " {pid}")?;
-                    }
-                }
-                Ok(())
+                write!(f, "{}", Orphans(orphans))
             }
             Error::Panicked {
                 function,
                 message,
                 attempts,
+                orphans,
             } => write!(
                 f,
-                "function `{function}` panicked: {message}{}",
-                AfterAttempts(*attempts)
+                "function `{function}` panicked: {message}{}{}",
+                AfterAttempts(*attempts),
+                Orphans(orphans)
             ),
             Error::Crashed {
                 function,
                 signal,
                 exit_code,
                 attempts,
+                orphans,
             } => {
                 write!(f, "function `{function}` crashed: ")?;
                 match (signal, exit_code) {
@@ -163,7 +184,7 @@ impl fmt::Display for Error {
                          someone else (SIGCHLD ignored, or a waitpid(-1) elsewhere)",
                     )?,
                 }
-                write!(f, "{}", AfterAttempts(*attempts))
+                write!(f, "{}{}", AfterAttempts(*attempts), Orphans(orphans))
             }
             Error::Codec { function, detail } => write!(
                 f,
@@ -235,6 +256,7 @@ mod tests {
             message: "index out of bounds: the len is 3 but the index is 7 (src/parse.rs:10:5)"
                 .into(),
             attempts: 1,
+            orphans: vec![],
         };
         assert_eq!(
             e.to_string(),
@@ -246,6 +268,7 @@ mod tests {
             signal: Some(11),
             exit_code: None,
             attempts: 1,
+            orphans: vec![],
         };
         assert_eq!(
             e.to_string(),

@@ -68,8 +68,13 @@ impl State {
     }
 
     fn max_idle(&self) -> usize {
+        // available_parallelism reads cgroup files: once per process, not
+        // under the lock on every give_back.
+        static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
         self.max_idle.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+            *CPUS.get_or_init(|| {
+                std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+            })
         })
     }
 
@@ -132,7 +137,7 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
             child.child(),
             channel.fd(),
             (crate::exec::request_header(id, args.len()), args),
-            opts.result_limit,
+            opts,
             deadline,
             true,
         )
@@ -142,12 +147,13 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
             // without reading this request, which another worker serves,
             // within the same deadline.
             tracing::debug!(target: "rwt", function, pid = child.child().pid(), "worker retired with leftovers");
+            // No replacement asked for here: it would be started before the
+            // worker this call now needs.
             retire(Worker {
                 child: child.into_inner(),
                 channel,
                 idle_since: Instant::now(),
             });
-            ask(Request::Replace);
             continue;
         }
         // The worker may have said it leaves right after its answer, and
@@ -240,7 +246,10 @@ fn ask(request: Request) {
 /// A fresh worker from the pool thread, or `None` if the deadline passes
 /// first (the worker, once started, becomes an idle one).
 fn start_via_pool_thread(deadline: Deadline) -> io::Result<Option<Worker>> {
-    let (tx, rx) = mpsc::sync_channel(1);
+    // A rendezvous: the pool thread's send either reaches this receive or
+    // fails (the caller gave up), and then the worker becomes an idle one;
+    // a buffered send could leave it in a channel nobody reads.
+    let (tx, rx) = mpsc::sync_channel(0);
     ask(Request::Spawn(tx));
     match rx.recv_timeout(deadline.remaining()) {
         Ok(started) => started.map(Some),

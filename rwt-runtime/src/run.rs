@@ -63,10 +63,10 @@ impl<'a> Retry<'a> {
         let function = self.function;
         let last_try = self.attempt >= self.opts.ntries;
         match outcome {
-            Outcome::Value(value) => return Step::Done(Ok(value)),
+            Outcome::Value(value) => return self.done(Ok(value)),
             // The function's own `Err`: a value. Retried while attempts
             // remain; the last one is returned as it is.
-            Outcome::Failed(value) if last_try => return Step::Done(Ok(value)),
+            Outcome::Failed(value) if last_try => return self.done(Ok(value)),
             Outcome::Failed(_) => {}
             Outcome::Timeout { orphan } => {
                 self.orphans.extend(orphan);
@@ -104,6 +104,15 @@ impl<'a> Retry<'a> {
         }
     }
 
+    /// A call that ends with a value: orphans of earlier attempts have no
+    /// error to carry them, so they are told in a tracing event.
+    fn done<R>(&mut self, result: Result<R, Error>) -> Step<R> {
+        if !self.orphans.is_empty() {
+            tracing::debug!(target: "rwt", function = self.function, orphans = ?self.orphans, "earlier attempts left orphans");
+        }
+        Step::Done(result)
+    }
+
     /// The error of a call whose attempts all failed.
     fn failed(&mut self) -> Error {
         let function = self.function.to_owned();
@@ -120,12 +129,14 @@ impl<'a> Retry<'a> {
                 function,
                 message,
                 attempts,
+                orphans: std::mem::take(&mut self.orphans),
             },
             Failure::Crashed { signal, exit_code } => Error::Crashed {
                 function,
                 signal,
                 exit_code,
                 attempts,
+                orphans: std::mem::take(&mut self.orphans),
             },
         }
     }

@@ -124,7 +124,7 @@ pub(crate) async fn watch<R: DeserializeOwned, W: Waiter>(
         child.child(),
         channel.fd(),
         outgoing,
-        opts.result_limit,
+        opts,
         deadline,
         false,
     )
@@ -148,17 +148,16 @@ pub(crate) async fn exchange<W: Waiter>(
     child: &mut Child,
     channel: &OwnedFd,
     (head, body): (Vec<u8>, &[u8]),
-    limit: u64,
+    opts: &Checked,
     deadline: Deadline,
     spin: bool,
 ) -> (Waited, FrameReader) {
-    let mut reader = FrameReader::new(limit);
+    let mut reader = FrameReader::new(opts.result_limit);
     let mut outgoing = Outgoing {
         head,
         body,
         sent: 0,
     };
-    let cancel = crate::cancel::current();
     let waited = wait(
         waiter,
         child,
@@ -167,7 +166,7 @@ pub(crate) async fn exchange<W: Waiter>(
         &mut reader,
         deadline,
         spin,
-        cancel.as_deref(),
+        opts.cancel.as_deref(),
     )
     .await;
     (waited, reader)
