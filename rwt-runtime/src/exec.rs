@@ -238,9 +238,29 @@ pub(crate) fn spawn(kill: bool, pool: bool) -> io::Result<(Pid, RegisteredFd)> {
         kill,
         pool,
     };
-    crate::child::write_all(ours.fd(), &handshake.encode())?;
-    nix::fcntl::fcntl(ours.fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+    let sent = send_all(ours.fd(), &handshake.encode())
+        .and_then(|()| nix::fcntl::fcntl(ours.fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)));
+    if let Err(e) = sent {
+        // Nobody would watch it: it goes now, not as a zombie.
+        let _ = watch::kill_now(Child::adopt(pid), std::time::Duration::ZERO);
+        return Err(e.into());
+    }
     Ok((pid, ours))
+}
+
+/// Writes all of `data` to a socket without SIGPIPE: a child that is
+/// already gone is an error, never the death of a caller whose SIGPIPE is
+/// at its default.
+fn send_all(fd: &impl AsRawFd, mut data: &[u8]) -> nix::Result<()> {
+    use nix::sys::socket::{send, MsgFlags};
+    while !data.is_empty() {
+        match send(fd.as_raw_fd(), data, MsgFlags::MSG_NOSIGNAL) {
+            Ok(n) => data = &data[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// The caller's environment, less any variable of ours, plus the child's.

@@ -184,7 +184,14 @@ where
             // Whichever of parent and child runs first puts the child in
             // its own group, so a group kill never misses it.
             let _ = nix::unistd::setpgid(child, child);
-            nix::fcntl::fcntl(read.fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+            if let Err(e) = nix::fcntl::fcntl(read.fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)) {
+                // Nobody would watch it: it goes now, not as a zombie.
+                let _ = watch::kill_now(
+                    crate::process::Child::adopt(child),
+                    std::time::Duration::ZERO,
+                );
+                return Err(e.into());
+            }
             Ok((child, read))
         }
         Err(e) => {

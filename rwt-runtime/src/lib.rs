@@ -301,10 +301,23 @@ pub mod __private {
                 ),
             });
         }
-        crate::codec::encode(args).map_err(|detail| Error::Codec {
+        let encoded = crate::codec::encode(args).map_err(|detail| Error::Codec {
             function: function.to_owned(),
             detail: detail.replace("the result", "the arguments"),
-        })
+        })?;
+        // A child refuses more (and leaves): say so here, before a worker
+        // is spent on it.
+        if encoded.len() as u64 > crate::exec::ARGS_LIMIT {
+            return Err(Error::Codec {
+                function: function.to_owned(),
+                detail: format!(
+                    "arguments of {} bytes exceed the limit of {} bytes",
+                    encoded.len(),
+                    crate::exec::ARGS_LIMIT
+                ),
+            });
+        }
+        Ok(encoded)
     }
 
     /// A value that must cross a process boundary: `Serialize` to leave the
