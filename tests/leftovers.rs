@@ -78,6 +78,77 @@ fn lowest_free_descriptor() -> i32 {
 }
 
 #[timeout(secs = 5.0, mode = "pool")]
+fn leaks_a_descriptor_above_a_gap() -> u32 {
+    let first = std::fs::File::open("/dev/null").unwrap();
+    std::mem::forget(std::fs::File::open("/dev/null").unwrap());
+    drop(first);
+    std::process::id()
+}
+
+#[timeout(secs = 5.0, mode = "pool")]
+fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[timeout(secs = 5.0, mode = "pool")]
+fn points_stdout_elsewhere() -> u32 {
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .unwrap();
+    nix::unistd::dup2_stdout(&null).unwrap();
+    std::process::id()
+}
+
+#[timeout(secs = 5.0, mode = "pool")]
+fn stdout_target() -> String {
+    std::fs::read_link("/proc/self/fd/1")
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+#[timeout(secs = 5.0, mode = "pool")]
+fn arms_a_profiling_timer() -> u32 {
+    let timer = nix::libc::itimerval {
+        it_interval: nix::libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+        it_value: nix::libc::timeval {
+            tv_sec: 0,
+            tv_usec: 300_000,
+        },
+    };
+    // SAFETY: a valid itimerval; the old value is not asked for.
+    assert_eq!(
+        unsafe { nix::libc::setitimer(nix::libc::ITIMER_PROF, &timer, std::ptr::null_mut()) },
+        0
+    );
+    std::process::id()
+}
+
+#[timeout(secs = 5.0, mode = "pool")]
+fn burns_half_a_second_of_cpu() -> u64 {
+    let start = std::time::Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < Duration::from_millis(500) {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
+    n
+}
+
+#[timeout(secs = 5.0, mode = "pool")]
+fn joins_its_threads() -> u32 {
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| std::hint::black_box(1 + 1));
+        }
+    });
+    std::process::id()
+}
+
+#[timeout(secs = 5.0, mode = "pool")]
 fn ignores_sigusr1() -> u32 {
     // SAFETY: SIG_IGN installs no handler code.
     unsafe {
@@ -168,6 +239,29 @@ fn leftovers_in_turn() {
         after == clean,
         format!("descriptors: lowest free {after}, not {clean}"),
     );
+
+    let clean = open_descriptors().unwrap();
+    leaks_a_descriptor_above_a_gap().unwrap();
+    let after = open_descriptors().unwrap();
+    check(
+        after == clean,
+        format!("descriptor above a gap: {after} open, not {clean}"),
+    );
+
+    let caller_stdout = std::fs::read_link("/proc/self/fd/1")
+        .unwrap()
+        .display()
+        .to_string();
+    points_stdout_elsewhere().unwrap();
+    let target = stdout_target().unwrap();
+    check(
+        target == caller_stdout,
+        format!("stdout: {target}, not {caller_stdout}"),
+    );
+
+    arms_a_profiling_timer().unwrap();
+    let burnt = burns_half_a_second_of_cpu();
+    check(burnt.is_ok(), format!("timers: {burnt:?}"));
 
     ignores_sigusr1().unwrap();
     check(

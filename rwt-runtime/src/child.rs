@@ -155,17 +155,19 @@ where
 {
     // A panic the last call caught (its message recorded by the hook) is
     // not this call's: a body that ends in `resume_unwind`, which runs no
-    // hook, must not report it.
-    PANIC.with(|p| p.borrow_mut().take());
+    // hook, must not report it. Only a pool worker has a last call; a fork
+    // child touches PANIC only when it panics (a thread-local with a
+    // destructor costs page faults on first use there).
+    if SERVES_MANY.with(Cell::get) {
+        PANIC.with(|p| p.borrow_mut().take());
+    }
     BODY_PIPE.with(|b| b.set(Some(pipe)));
     let outcome = panic::catch_unwind(AssertUnwindSafe(body));
     // The value's `Serialize` is the user's code too: a panic there is the
     // encoding failing (recorded by the hook, not printed), not a crash.
     let encoded = outcome.as_ref().ok().map(|value| {
         panic::catch_unwind(AssertUnwindSafe(|| encode(value))).unwrap_or_else(|payload| {
-            let message = PANIC
-                .with(|p| p.borrow_mut().take())
-                .unwrap_or_else(|| payload_text(&*payload).to_owned());
+            let message = panic_message(&*payload);
             std::mem::forget(payload);
             Err(format!(
                 "could not encode the result: its Serialize panicked: {message}"
@@ -191,9 +193,7 @@ where
             frame
         }
         Err(payload) => {
-            let message = PANIC
-                .with(|p| p.borrow_mut().take())
-                .unwrap_or_else(|| payload_text(&*payload).to_owned());
+            let message = panic_message(&*payload);
             std::mem::forget(payload);
             (Kind::Panic, message.into())
         }
@@ -236,6 +236,24 @@ fn record_panic(info: &panic::PanicHookInfo<'_>, pipe: RawFd) {
         let _ = write_frame(&fd, Kind::Panic, message.as_bytes());
     } else {
         PANIC.with(|p| *p.borrow_mut() = Some(message));
+    }
+}
+
+/// The message of the panic that unwound with `payload`: what the hook
+/// recorded (text and location) if it was this panic's, else the payload's
+/// text alone (a `resume_unwind`, which runs no hook, after a panic that
+/// was caught).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload_text(payload);
+    match PANIC.with(|p| p.borrow_mut().take()) {
+        Some(m)
+            if m == text
+                || m.strip_prefix(text)
+                    .is_some_and(|rest| rest.starts_with(" (")) =>
+        {
+            m
+        }
+        _ => text.to_owned(),
     }
 }
 
@@ -291,6 +309,8 @@ mod tests {
     #[test]
     fn a_caught_panic_is_not_the_next_calls() {
         ensure_panic_hook();
+        // As in a pool worker, which serves one call after another.
+        serve_many();
         let catches = || {
             let _ = panic::catch_unwind(|| panic!("secret-1"));
             0u8
@@ -302,5 +322,19 @@ mod tests {
         assert_eq!(kind, Kind::Panic);
         let message = String::from_utf8(message).unwrap();
         assert_eq!(message, "panic payload of a non-string type");
+    }
+
+    /// Within one call too: a caught panic, then a `resume_unwind` of
+    /// another payload, reports the payload that unwound.
+    #[test]
+    fn a_caught_panic_is_not_a_later_unwind_of_the_same_call() {
+        ensure_panic_hook();
+        let body = || -> u8 {
+            let _ = panic::catch_unwind(|| panic!("inner"));
+            panic::resume_unwind(Box::new("outer"))
+        };
+        let (kind, message) = call(body, |_| false, -1, codec::encode);
+        assert_eq!(kind, Kind::Panic);
+        assert_eq!(String::from_utf8(message).unwrap(), "outer");
     }
 }

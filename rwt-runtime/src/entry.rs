@@ -262,7 +262,7 @@ fn serve(value: OsString) -> std::convert::Infallible {
     if unsafe { nix::libc::getauxval(nix::libc::AT_SECURE) } != 0 {
         refuse("it runs set-uid or set-gid");
     }
-    let mut channel = match check_channel() {
+    let (mut channel, caller) = match check_channel() {
         Ok(c) => c,
         Err(reason) => refuse(&reason),
     };
@@ -296,7 +296,9 @@ fn serve(value: OsString) -> std::convert::Infallible {
     }
     // Authenticated: the caller hears about anything that goes wrong now.
     let channel = OwnedFd::from(channel);
-    child::prepare(nix::unistd::getppid(), hs.kill);
+    // The caller that check_channel verified, not whoever is our parent
+    // now: if it died since, prepare sees that and leaves.
+    child::prepare(caller, hs.kill);
     match exe_identity() {
         Ok(exe) if exe == hs.exe => {}
         _ => reply_and_leave(
@@ -337,7 +339,12 @@ fn serve_requests(channel: OwnedFd, pool: bool) -> ! {
     let mut stream = std::os::unix::net::UnixStream::from(channel);
     // What a call may leave behind is compared with this after each call;
     // without it the worker serves one call.
-    let baseline = if pool {
+    let mut baseline = if pool {
+        // What every async call's runtime sets up once per process (with
+        // tokio: its global signal pipe, if a crate enables that) belongs
+        // to the baseline, not to the first call.
+        #[cfg(feature = "tokio")]
+        crate::executor::block_on(async {});
         crate::leftovers::Baseline::take()
     } else {
         None
@@ -398,7 +405,7 @@ fn serve_requests(channel: OwnedFd, pool: bool) -> ! {
         // worker that cannot be put back as it was says so, before reading
         // the next request, and leaves.
         if !baseline
-            .as_ref()
+            .as_mut()
             .is_some_and(crate::leftovers::Baseline::restore)
         {
             let _ = child::write_frame(&stream, Kind::Leaving, &[]);
@@ -495,7 +502,7 @@ fn parse_value(value: &std::ffi::OsStr) -> Option<String> {
 }
 
 /// Fd 3 must be a connected stream socket to our parent, same user.
-fn check_channel() -> Result<std::os::unix::net::UnixStream, String> {
+fn check_channel() -> Result<(std::os::unix::net::UnixStream, nix::unistd::Pid), String> {
     // SAFETY: fd 3 is only inspected here; it is wrapped below only once
     // it is known to be an open socket, and then owned from there on.
     let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(CHANNEL_FD) };
@@ -535,7 +542,8 @@ fn check_channel() -> Result<std::os::unix::net::UnixStream, String> {
     }
     // SAFETY: fd 3 is an open socket, and nothing else in this process
     // owns it (the process has just started and runs no other code yet).
-    Ok(unsafe { std::os::unix::net::UnixStream::from_raw_fd(CHANNEL_FD) })
+    let stream = unsafe { std::os::unix::net::UnixStream::from_raw_fd(CHANNEL_FD) };
+    Ok((stream, nix::unistd::Pid::from_raw(parent)))
 }
 
 /// Closes every descriptor but 0, 1, 2 and the channel, including those the

@@ -11,12 +11,19 @@
 //! looked at: they live on, as the README says.
 //!
 //! The comparison costs one `pread` of `/proc/self/stat` (threads, signal
-//! masks), `getcwd`, `umask`, `alarm`, a `dup` probe for the lowest free
-//! descriptor, and 16 `getrlimit`s; it runs after the answer is sent, while
-//! the caller decodes it.
+//! masks), a listing of `/proc/self/fd` through a directory kept open,
+//! three `fstat`s (what fds 0, 1 and 2 are), `getcwd`, `umask`, `alarm` and
+//! two `setitimer`s, and 16 `getrlimit`s; it runs after the answer is sent,
+//! while the caller decodes it.
+//!
+//! Not looked at: real-time signal dispositions (`/proc/self/stat` shows
+//! the first 31 signals only), POSIX timers (`timer_create`), CPU affinity,
+//! nice value, seccomp filters, `PR_SET_PDEATHSIG` (a worker also exits
+//! when its channel closes). A function that changes these in pool mode
+//! changes them for the calls after it.
 
 use std::ffi::CStr;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
 use nix::sys::resource::{getrlimit, Resource};
@@ -54,10 +61,12 @@ struct Stat {
 /// A worker's process-wide state before its first call.
 pub(crate) struct Baseline {
     stat_file: OwnedFd,
+    fd_dir: nix::dir::Dir,
+    fds: FdSet,
+    stdio: [Option<(u64, u64)>; 3],
     stat: Stat,
     cwd: PathBuf,
     umask: Mode,
-    lowest_free_fd: i32,
     environ: u64,
     limits: [(u64, u64); 16],
 }
@@ -86,12 +95,22 @@ impl Baseline {
             };
         let umask = nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
         nix::sys::stat::umask(umask);
+        let mut fd_dir = nix::dir::Dir::open(
+            c"/proc/self/fd",
+            nix::fcntl::OFlag::O_RDONLY
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
         Some(Baseline {
+            fds: FdSet::list(&mut fd_dir)?,
+            fd_dir,
+            stdio: stdio(),
             stat: read_stat(&stat_file)?,
             stat_file,
             cwd: std::env::current_dir().ok()?,
             umask,
-            lowest_free_fd: lowest_free_fd()?,
             environ: environ_fingerprint(),
             limits: limits()?,
         })
@@ -99,13 +118,28 @@ impl Baseline {
 
     /// Puts back what can be put back; `false` if the worker must retire.
     /// Only called with one thread known to run, or about to find more.
-    pub(crate) fn restore(&self) -> bool {
+    pub(crate) fn restore(&mut self) -> bool {
         // Put back whatever the call did, unconditionally and first: each is
         // one system call, and the worker may retire below anyway.
         nix::sys::stat::umask(self.umask);
         // SAFETY: alarm(0) cancels a pending SIGALRM; it takes no pointers.
         unsafe { nix::libc::alarm(0) };
-        let Some(stat) = read_stat(&self.stat_file) else {
+        for timer in [nix::libc::ITIMER_VIRTUAL, nix::libc::ITIMER_PROF] {
+            let off = nix::libc::itimerval {
+                it_interval: nix::libc::timeval {
+                    tv_sec: 0,
+                    tv_usec: 0,
+                },
+                it_value: nix::libc::timeval {
+                    tv_sec: 0,
+                    tv_usec: 0,
+                },
+            };
+            // SAFETY: `off` is a valid itimerval for the call; the old value
+            // is not asked for.
+            unsafe { nix::libc::setitimer(timer, &off, std::ptr::null_mut()) };
+        }
+        let Some(stat) = self.settled_stat() else {
             return false;
         };
         if stat != self.stat {
@@ -119,10 +153,72 @@ impl Baseline {
         {
             return false;
         }
-        lowest_free_fd() == Some(self.lowest_free_fd)
+        FdSet::list(&mut self.fd_dir).as_ref() == Some(&self.fds)
+            && stdio() == self.stdio
             && environ_fingerprint() == self.environ
             && limits().is_some_and(|now| now == self.limits)
     }
+
+    /// `/proc/self/stat`, read again for a moment while it counts more
+    /// threads than the baseline: a thread the call joined has woken its
+    /// joiner a little before the kernel stops counting it.
+    fn settled_stat(&self) -> Option<Stat> {
+        let mut stat = read_stat(&self.stat_file)?;
+        for _ in 0..20 {
+            if stat.threads <= self.stat.threads {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(50));
+            stat = read_stat(&self.stat_file)?;
+        }
+        Some(stat)
+    }
+}
+
+/// The open descriptors, as their count and a sum of their numbers (the
+/// worker's own are the same from call to call; a call that left one open
+/// changes both or the count).
+#[derive(PartialEq, Eq, Debug)]
+struct FdSet {
+    count: usize,
+    sum: u64,
+}
+
+impl FdSet {
+    fn list(dir: &mut nix::dir::Dir) -> Option<FdSet> {
+        let mut set = FdSet { count: 0, sum: 0 };
+        // The iterator rewinds the directory when dropped, for next time.
+        for entry in dir.iter() {
+            let entry = entry.ok()?;
+            if let Some(fd) = entry
+                .file_name()
+                .to_str()
+                .ok()
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                set.count += 1;
+                set.sum += fd;
+            }
+        }
+        Some(set)
+    }
+}
+
+/// What fds 0, 1 and 2 are (device and inode), or `None` for a closed one:
+/// a call that pointed stdout elsewhere would send later calls' output
+/// there.
+fn stdio() -> [Option<(u64, u64)>; 3] {
+    [0, 1, 2].map(|fd| {
+        // SAFETY: fstat only looks at the descriptor number; a closed one
+        // is an error, not a use of someone else's descriptor.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        nix::sys::stat::fstat(fd)
+            .ok()
+            .map(|st| {
+                #[allow(clippy::useless_conversion)] // the field types differ by platform
+                (u64::from(st.st_dev), u64::from(st.st_ino))
+            })
+    })
 }
 
 fn read_stat(file: &impl AsFd) -> Option<Stat> {
@@ -149,21 +245,13 @@ fn read_stat(file: &impl AsFd) -> Option<Stat> {
     })
 }
 
-/// The lowest descriptor number not in use (a file the function left open
-/// holds the one a fresh worker would give out next).
-fn lowest_free_fd() -> Option<i32> {
-    // SAFETY: fd 0 may be borrowed for the duration of the dup: the
-    // worker's stdin is /dev/null and stays open.
-    let probe = nix::unistd::dup(unsafe { std::os::fd::BorrowedFd::borrow_raw(0) }).ok()?;
-    Some(probe.as_raw_fd())
-}
-
 /// A fingerprint of the environment: the addresses and contents of its
 /// strings. `setenv`, `putenv` and `unsetenv` change the array or its
 /// entries.
 fn environ_fingerprint() -> u64 {
     unsafe extern "C" {
-        static environ: *const *const nix::libc::c_char;
+        // Mutable: the C library changes it (setenv).
+        static mut environ: *const *const nix::libc::c_char;
     }
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut mix = |b: u64| hash = (hash ^ b).wrapping_mul(0x0000_0100_0000_01b3);
@@ -172,7 +260,7 @@ fn environ_fingerprint() -> u64 {
     // environment while it is read; `environ` is a NULL-terminated array of
     // NUL-terminated strings.
     unsafe {
-        let mut at = environ;
+        let mut at = std::ptr::addr_of!(environ).read();
         mix(at as u64);
         while !at.is_null() && !(*at).is_null() {
             mix(*at as u64);
@@ -216,8 +304,9 @@ mod tests {
                 .to_owned()
         };
         assert_eq!(stat.threads.to_string(), field("Threads:"));
-        let hex = |v: u64| format!("{v:016x}");
-        assert_eq!(hex(stat.ignored), field("SigIgn:"));
-        assert_eq!(hex(stat.caught), field("SigCgt:"));
+        // stat shows the first 31 signals only.
+        let low = |hex: String| u64::from_str_radix(&hex, 16).unwrap() & 0x7fff_ffff;
+        assert_eq!(stat.ignored, low(field("SigIgn:")));
+        assert_eq!(stat.caught, low(field("SigCgt:")));
     }
 }
