@@ -35,18 +35,26 @@ pub(crate) fn with_capacity(capacity: usize) -> Vec<u8> {
     v
 }
 
-/// The first room a frame body gets, whatever its header claims: memory
-/// follows the bytes that arrive, not the length a child wrote.
-pub(crate) const FIRST: usize = 1 << 20;
+/// The most room a frame body gets before any of it arrives, whatever its
+/// header claims: up to this, one allocation of the claimed size (its pages
+/// are untouched until written, so resident memory follows the bytes
+/// anyway, and a payload of this size is one buffer with huge pages);
+/// past it, the buffer doubles as bytes arrive, so a forged claim of 1 GiB
+/// costs 64 MiB of address space, not 1 GiB.
+pub(crate) const FIRST: usize = 64 << 20;
 
 /// Makes room in `v` for more bytes, on the way to `total`: at least
-/// [`FIRST`], then doubling, never past `total`. Fallible: a claim the
+/// `first`, then doubling, never past `total`. Fallible: a claim the
 /// process cannot back is an error, not an abort.
-pub(crate) fn grow_towards(v: &mut Vec<u8>, total: usize) -> Result<(), TryReserveError> {
+pub(crate) fn grow_towards(
+    v: &mut Vec<u8>,
+    total: usize,
+    first: usize,
+) -> Result<(), TryReserveError> {
     if v.capacity() > v.len() || v.len() >= total {
         return Ok(());
     }
-    let want = total.min(FIRST.max(v.capacity().saturating_mul(2)));
+    let want = total.min(first.max(v.capacity().saturating_mul(2)));
     v.try_reserve_exact(want - v.len())?;
     let spare = v.spare_capacity_mut();
     advise(spare.as_mut_ptr().cast(), spare.len());

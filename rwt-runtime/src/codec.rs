@@ -199,11 +199,11 @@ impl std::fmt::Display for FrameError {
 
 /// Collects a frame from pieces as they arrive, or reads it straight from
 /// a descriptor ([`FrameReader::read_body`]). The body's memory follows
-/// the bytes that actually arrive (at first [`FIRST`], then doubling, up
-/// to the length the header claims, which is never over the limit), and
-/// every allocation is fallible: a child that claims 1 GiB and sends 9
-/// bytes costs the caller 1 MiB, and a claim the caller cannot back is a
-/// `Codec` error, never an abort.
+/// the bytes that actually arrive (at first [`FIRST`] at most, then
+/// doubling, up to the length the header claims, which is never over the
+/// limit), and every allocation is fallible: a child that claims 1 GiB and
+/// sends 9 bytes costs the caller 64 MiB of untouched address space, and a
+/// claim the caller cannot back is a `Codec` error, never an abort.
 ///
 /// [`FIRST`]: crate::bigbuf::FIRST
 #[derive(Debug)]
@@ -218,6 +218,10 @@ pub(crate) struct FrameReader {
     /// A [`Kind::Leaving`] header arrived right after the frame, in the
     /// same read: the pool worker that answered will not serve again.
     leaving_follows: bool,
+    /// The body's first allocation at most ([`FIRST`]).
+    ///
+    /// [`FIRST`]: crate::bigbuf::FIRST
+    first: usize,
 }
 
 impl FrameReader {
@@ -230,6 +234,16 @@ impl FrameReader {
             len: 0,
             body: Vec::new(),
             leaving_follows: false,
+            first: crate::bigbuf::FIRST,
+        }
+    }
+
+    /// A reader whose body starts at `first` bytes at most.
+    #[cfg(test)]
+    fn with_first(limit: u64, first: usize) -> Self {
+        FrameReader {
+            first,
+            ..FrameReader::new(limit)
         }
     }
 
@@ -263,8 +277,10 @@ impl FrameReader {
     }
 
     fn make_room(&mut self) -> Result<(), FrameError> {
-        crate::bigbuf::grow_towards(&mut self.body, self.len).map_err(|_| FrameError::OutOfMemory {
-            len: self.len as u64,
+        crate::bigbuf::grow_towards(&mut self.body, self.len, self.first).map_err(|_| {
+            FrameError::OutOfMemory {
+                len: self.len as u64,
+            }
         })
     }
 
@@ -383,31 +399,26 @@ mod tests {
     fn a_lying_prefix_under_the_cap_is_an_incomplete_frame() {
         let mut h = header(Kind::Value, 0);
         h[1..].copy_from_slice(&(1u64 << 29).to_le_bytes());
-        let mut r = FrameReader::new(1 << 30);
+        let mut r = FrameReader::with_first(1 << 30, 1 << 20);
         r.feed(&h).unwrap();
         r.feed(&[0u8; 100]).unwrap();
         assert!(!r.is_complete());
         // Memory follows what arrived, not what the prefix claims.
-        assert!(
-            r.body.capacity() <= crate::bigbuf::FIRST,
-            "{}",
-            r.body.capacity()
-        );
+        assert!(r.body.capacity() <= 1 << 20, "{}", r.body.capacity());
         assert!(r.into_frame().is_none());
     }
 
     #[test]
     fn the_body_grows_with_what_arrives_and_keeps_every_byte() {
-        let body: Vec<u8> = (0..5 * crate::bigbuf::FIRST + 17)
-            .map(|i| i as u8)
-            .collect();
-        let mut r = FrameReader::new(1 << 30);
+        let first = 1 << 16;
+        let body: Vec<u8> = (0..5 * first + 17).map(|i| i as u8).collect();
+        let mut r = FrameReader::with_first(1 << 30, first);
         r.feed(&header(Kind::Value, body.len())).unwrap();
-        for (i, piece) in body.chunks(100_000).enumerate() {
+        for (i, piece) in body.chunks(10_000).enumerate() {
             r.feed(piece).unwrap();
-            let arrived = ((i + 1) * 100_000).min(body.len());
+            let arrived = ((i + 1) * 10_000).min(body.len());
             assert!(
-                r.body.capacity() <= (2 * arrived).max(crate::bigbuf::FIRST),
+                r.body.capacity() <= (2 * arrived).max(first),
                 "{} bytes held for {arrived}",
                 r.body.capacity()
             );
