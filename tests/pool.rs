@@ -177,3 +177,33 @@ fn twelve_concurrent_calls_never_wait_for_each_other() {
         start.elapsed()
     );
 }
+
+/// A value whose drop takes 800 ms (a large structure, a destructor that
+/// flushes).
+#[derive(serde::Serialize, serde::Deserialize, Debug)]
+pub struct SlowToDrop(u8);
+
+impl Drop for SlowToDrop {
+    fn drop(&mut self) {
+        std::thread::sleep(std::time::Duration::from_millis(800));
+    }
+}
+
+#[rwt::timeout(secs = 5.0, mode = "pool")]
+fn slow_to_drop() -> SlowToDrop {
+    SlowToDrop(7)
+}
+
+/// The worker drops a value before it answers: the drop counts toward the
+/// call that made the value, and a worker that answered is free at once,
+/// so no later call waits for an earlier call's drop.
+#[test]
+fn a_values_drop_counts_toward_its_own_call() {
+    let start = Instant::now();
+    let value = slow_to_drop().unwrap();
+    let elapsed = start.elapsed();
+    assert_eq!(value.0, 7);
+    // The caller's copy would sleep too: the point is the worker's drop.
+    std::mem::forget(value);
+    assert!(elapsed >= Duration::from_millis(800), "{elapsed:?}");
+}

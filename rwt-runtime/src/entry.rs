@@ -285,8 +285,12 @@ fn serve(value: OsString) -> std::convert::Infallible {
         &nix::sys::time::TimeVal::new(5, 0),
     );
     let mut raw = [0u8; Handshake::LEN];
-    if channel.read_exact(&mut raw).is_err() {
-        refuse("no handshake arrived on fd 3");
+    match channel.read_exact(&mut raw) {
+        Ok(()) => {}
+        // The caller closed the channel before its handshake: it is gone
+        // (it exited while starting us): no one to tell.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => child::exit_now(EXIT_REFUSED),
+        Err(_) => refuse("no handshake arrived on fd 3"),
     }
     let Some(hs) = Handshake::decode(&raw) else {
         refuse("the handshake on fd 3 is malformed")

@@ -212,12 +212,10 @@ fn stdio() -> [Option<(u64, u64)>; 3] {
         // SAFETY: fstat only looks at the descriptor number; a closed one
         // is an error, not a use of someone else's descriptor.
         let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-        nix::sys::stat::fstat(fd)
-            .ok()
-            .map(|st| {
-                #[allow(clippy::useless_conversion)] // the field types differ by platform
-                (u64::from(st.st_dev), u64::from(st.st_ino))
-            })
+        nix::sys::stat::fstat(fd).ok().map(|st| {
+            #[allow(clippy::useless_conversion)] // the field types differ by platform
+            (u64::from(st.st_dev), u64::from(st.st_ino))
+        })
     })
 }
 
