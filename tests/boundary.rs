@@ -120,17 +120,11 @@ fn closed_stdio_helper() {
 }
 
 fn run_with_stdio_closed(role: &str) {
-    let out = common::helper_command("closed_stdio_helper", role)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (status, _, stderr) =
+        common::helper_output(common::helper_command("closed_stdio_helper", role));
     assert!(
-        out.status.success() && stderr.contains("outcome: Ok"),
-        "{:?}\n{stderr}",
-        out.status
+        status.success() && stderr.contains("outcome: Ok"),
+        "{status:?}\n{stderr}"
     );
 }
 

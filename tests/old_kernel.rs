@@ -112,17 +112,11 @@ fn old_kernel_helper() {
 }
 
 fn run_as_on_an_old_kernel(role: &str) {
-    let out = common::helper_command("old_kernel_helper", role)
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
+    let (status, stdout, stderr) =
+        common::helper_output(common::helper_command("old_kernel_helper", role));
     assert!(
-        out.status.success() && stdout.contains("old kernel: all good"),
-        "{:?}\n{stdout}\n{stderr}",
-        out.status
+        status.success() && stdout.contains("old kernel: all good"),
+        "{status:?}\n{stdout}\n{stderr}"
     );
 }
 

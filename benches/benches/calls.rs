@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use rwt::timeout;
 
+mod common;
+use common::{exec_sleeps, fork_sleeps, pool_sleeps};
+
 // --- the functions under test -------------------------------------------
 
 #[timeout(secs = 10.0)]
@@ -27,24 +30,6 @@ fn exec_add(x: u64) -> u64 {
 #[timeout(secs = 10.0, mode = "pool")]
 fn pool_add(x: u64) -> u64 {
     x + 1
-}
-
-#[timeout(secs = 0.05)]
-fn fork_sleeps() -> u8 {
-    std::thread::sleep(Duration::from_secs(10));
-    0
-}
-
-#[timeout(secs = 0.05, mode = "exec")]
-fn exec_sleeps() -> u8 {
-    std::thread::sleep(Duration::from_secs(10));
-    0
-}
-
-#[timeout(secs = 0.05, mode = "pool")]
-fn pool_sleeps() -> u8 {
-    std::thread::sleep(Duration::from_secs(10));
-    0
 }
 
 #[timeout(secs = 30.0)]
@@ -189,11 +174,7 @@ fn per_call(c: &mut Criterion, pool: &procspawn::Pool) {
 fn deadline_to_return(c: &mut Criterion) {
     let mut g = c.benchmark_group("deadline_to_return");
     g.sample_size(10);
-    for (name, f) in [
-        ("fork", fork_sleeps as fn() -> Result<u8, rwt::Error>),
-        ("exec", exec_sleeps),
-        ("pool", pool_sleeps),
-    ] {
+    for (name, f) in common::SLEEPERS {
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 (0..iters)

@@ -9,29 +9,11 @@
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use rwt::timeout;
+mod common;
 
 const CALLERS: usize = 16;
 const ROUNDS: usize = 8;
 const DEADLINE: Duration = Duration::from_millis(50);
-
-#[timeout(secs = 0.05)]
-fn fork_sleeps() -> u8 {
-    std::thread::sleep(Duration::from_secs(10));
-    0
-}
-
-#[timeout(secs = 0.05, mode = "exec")]
-fn exec_sleeps() -> u8 {
-    std::thread::sleep(Duration::from_secs(10));
-    0
-}
-
-#[timeout(secs = 0.05, mode = "pool")]
-fn pool_sleeps() -> u8 {
-    std::thread::sleep(Duration::from_secs(10));
-    0
-}
 
 /// Time past the deadline of every call of `ROUNDS` rounds of `CALLERS`
 /// calls started together.
@@ -67,11 +49,7 @@ fn main() {
          time past each call's 50 ms deadline"
     );
     println!("| mode | p50 | p90 | p99 | max |\n|---|---|---|---|---|");
-    for (mode, f) in [
-        ("fork", fork_sleeps as fn() -> Result<u8, rwt::Error>),
-        ("exec", exec_sleeps),
-        ("pool", pool_sleeps),
-    ] {
+    for (mode, f) in common::SLEEPERS {
         let v = past_deadline(f);
         let at = |q: usize| v[(v.len() - 1) * q / 100];
         println!(

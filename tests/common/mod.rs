@@ -206,9 +206,21 @@ pub fn helper_command(test: &str, role: &str) -> std::process::Command {
     cmd
 }
 
+/// Runs `helper` (see [`helper_command`]) with stdin null, and returns
+/// its exit status and output, each as text.
+pub fn helper_output(
+    mut helper: std::process::Command,
+) -> (std::process::ExitStatus, String, String) {
+    let out = helper.stdin(std::process::Stdio::null()).output().unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Runs the helper `test` as `role` with its address space capped at
-/// `bytes` (`RLIMIT_AS`), stdin closed, and returns its exit status and
-/// output, each as text.
+/// `bytes` (`RLIMIT_AS`), as [`helper_output`].
 pub fn helper_output_with_address_space(
     test: &str,
     role: &str,
@@ -216,7 +228,6 @@ pub fn helper_output_with_address_space(
 ) -> (std::process::ExitStatus, String, String) {
     use std::os::unix::process::CommandExt;
     let mut helper = helper_command(test, role);
-    helper.stdin(std::process::Stdio::null());
     // SAFETY: setrlimit is async-signal-safe and touches no memory of the
     // parent's.
     unsafe {
@@ -225,12 +236,7 @@ pub fn helper_output_with_address_space(
                 .map_err(std::io::Error::from)
         });
     }
-    let out = helper.output().unwrap();
-    (
-        out.status,
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    helper_output(helper)
 }
 
 /// Starts the helper `test` as `role`, with `RWT_TEST_PID_DIR` naming a
