@@ -1,9 +1,14 @@
-//! Kernels between 5.3 and 5.4 have `pidfd_open` but not `waitid(P_PIDFD)`.
-//! A helper process makes this kernel answer like one of them (a seccomp
-//! filter fails every `waitid(P_PIDFD, ...)` with EINVAL, as those kernels
-//! do) and checks that every mode still returns values, crashes and
-//! timeouts as such, and leaves no zombie: rwt must fall back to its
-//! pid-based wait, not report every child as lost.
+//! Older kernels, simulated: a helper process installs a seccomp filter
+//! that makes this kernel answer like one of them, and checks that every
+//! mode still returns values, crashes and timeouts as such, kills what a
+//! crashed child started, and leaves no zombie.
+//!
+//! - `old-kernel`: 5.3 and 5.4 have `pidfd_open` but not
+//!   `waitid(P_PIDFD)`, which fails with EINVAL: rwt must fall back to its
+//!   pid-based wait, not report every child as lost.
+//! - `no-pidfd`: before 5.3 `pidfd_open` fails with ENOSYS: the pid-based
+//!   wait from the start, which must see an exit without reaping it, so
+//!   that the dead child's process group can still be killed.
 #![cfg(all(target_os = "linux", target_arch = "x86_64"))]
 
 mod common;
@@ -21,6 +26,16 @@ in_every_mode! {
         std::process::exit(9)
     }
 
+    /// Starts a grandchild in its process group, then exits without a
+    /// result.
+    #[timeout(secs = 5.0)]
+    fn starts_a_sleeper_then_exits(pid_file: String) -> u8 {
+        #[allow(clippy::zombie_processes)] // never waited for on purpose
+        let sleeper = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        std::fs::write(&pid_file, sleeper.id().to_string()).unwrap();
+        std::process::exit(3)
+    }
+
     #[timeout(secs = 0.2)]
     fn oversleeps() -> u8 {
         std::thread::sleep(Duration::from_secs(10));
@@ -28,12 +43,13 @@ in_every_mode! {
     }
 }
 
-/// Makes `waitid(P_PIDFD, ...)` fail with EINVAL in this process and every
-/// process it starts from now on.
-fn refuse_waitid_on_pidfds() {
+/// Makes `syscall` fail with `errno` in this process and every process it
+/// starts from now on; with `first_arg`, only calls whose first argument
+/// (its low 32 bits) is that.
+fn refuse(syscall: i64, first_arg: Option<u32>, errno: i32) {
     use nix::libc::{
-        sock_filter, sock_fprog, SYS_waitid, BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET,
-        BPF_W, EINVAL, P_PIDFD, SECCOMP_MODE_FILTER, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO,
+        sock_filter, sock_fprog, BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W,
+        SECCOMP_MODE_FILTER, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO,
     };
     const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
     let stmt = |code: u32, k: u32| sock_filter {
@@ -49,17 +65,23 @@ fn refuse_waitid_on_pidfds() {
         k,
     };
     let load = BPF_LD | BPF_W | BPF_ABS;
-    let mut program = [
-        // seccomp_data: nr at 0, arch at 4, args[0] (low half) at 16.
-        stmt(load, 4),
-        jump(AUDIT_ARCH_X86_64, 0, 5),
-        stmt(load, 0),
-        jump(SYS_waitid as u32, 0, 3),
-        stmt(load, 16),
-        jump(P_PIDFD, 0, 1),
-        stmt(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EINVAL as u32),
-        stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    ];
+    // seccomp_data: nr at 0, arch at 4, args[0] (low half) at 16. Each
+    // jump skips to the last instruction (allow) when its test fails.
+    let mut program = vec![stmt(load, 4), jump(AUDIT_ARCH_X86_64, 0, 0)];
+    program.push(stmt(load, 0));
+    program.push(jump(syscall as u32, 0, 0));
+    if let Some(arg) = first_arg {
+        program.push(stmt(load, 16));
+        program.push(jump(arg, 0, 0));
+    }
+    program.push(stmt(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | errno as u32));
+    program.push(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+    let allow = program.len() - 1;
+    for (i, insn) in program.iter_mut().enumerate() {
+        if insn.code == (BPF_JMP | BPF_JEQ | BPF_K) as u16 {
+            insn.jf = (allow - i - 1) as u8;
+        }
+    }
     let prog = sock_fprog {
         len: program.len() as u16,
         filter: program.as_mut_ptr(),
@@ -82,17 +104,46 @@ fn refuse_waitid_on_pidfds() {
     }
 }
 
+/// The helper: `old-kernel-<mode>` or `no-pidfd-<mode>`.
 #[test]
 fn old_kernel_helper() {
-    let Some(mode) = common::helper_mode("old-kernel") else {
+    let (mode, kernel) = if let Some(mode) = common::helper_mode("old-kernel") {
+        (mode, "old kernel")
+    } else if let Some(mode) = common::helper_mode("no-pidfd") {
+        (mode, "no pidfd")
+    } else {
         return;
     };
-    refuse_waitid_on_pidfds();
+    if kernel == "old kernel" {
+        refuse(
+            nix::libc::SYS_waitid,
+            Some(nix::libc::P_PIDFD),
+            nix::libc::EINVAL,
+        );
+    } else {
+        refuse(nix::libc::SYS_pidfd_open, None, nix::libc::ENOSYS);
+    }
     type Call = fn() -> Result<u8, rwt::Error>;
-    let (seven, exits_nine, oversleeps): (Call, Call, Call) = match mode {
-        "fork" => (fork::seven, fork::exits_nine, fork::oversleeps),
-        "exec" => (exec::seven, exec::exits_nine, exec::oversleeps),
-        _ => (pool::seven, pool::exits_nine, pool::oversleeps),
+    type Starts = fn(String) -> Result<u8, rwt::Error>;
+    let (seven, exits_nine, oversleeps, starts): (Call, Call, Call, Starts) = match mode {
+        "fork" => (
+            fork::seven,
+            fork::exits_nine,
+            fork::oversleeps,
+            fork::starts_a_sleeper_then_exits,
+        ),
+        "exec" => (
+            exec::seven,
+            exec::exits_nine,
+            exec::oversleeps,
+            exec::starts_a_sleeper_then_exits,
+        ),
+        _ => (
+            pool::seven,
+            pool::exits_nine,
+            pool::oversleeps,
+            pool::starts_a_sleeper_then_exits,
+        ),
     };
     for _ in 0..3 {
         assert_eq!(seven().unwrap(), 7);
@@ -102,20 +153,31 @@ fn old_kernel_helper() {
         other => panic!("{other:?}"),
     }
     assert!(oversleeps().unwrap_err().is_timeout());
+    let pid_file = common::Scratch::new("sleeper");
+    match starts(pid_file.arg()) {
+        Err(rwt::Error::Crashed { exit_code, .. }) => assert_eq!(exit_code, Some(3)),
+        other => panic!("{other:?}"),
+    }
+    let sleeper = common::read_pid(pid_file.path(), Duration::ZERO).unwrap();
+    let _cleanup = common::KillOnDrop(vec![sleeper]);
+    assert!(
+        common::wait_until(Duration::from_secs(1), || !common::alive(sleeper)),
+        "the crashed child's grandchild {sleeper} outlived it"
+    );
     assert!(
         common::wait_until(Duration::from_secs(2), || common::zombie_children()
             .is_empty()),
         "zombies: {:?}",
         common::zombie_children()
     );
-    println!("old kernel: all good");
+    println!("{kernel}: all good");
 }
 
 fn run_as_on_an_old_kernel(role: &str) {
     let (status, stdout, stderr) =
         common::helper_output(common::helper_command("old_kernel_helper", role));
     assert!(
-        status.success() && stdout.contains("old kernel: all good"),
+        status.success() && stdout.contains(": all good"),
         "{status:?}\n{stdout}\n{stderr}"
     );
 }
@@ -124,4 +186,10 @@ test_each_mode_role!(
     without_waitid_on_pidfds_every_outcome_holds,
     run_as_on_an_old_kernel,
     "old-kernel"
+);
+
+test_each_mode_role!(
+    without_pidfds_every_outcome_holds,
+    run_as_on_an_old_kernel,
+    "no-pidfd"
 );

@@ -133,7 +133,19 @@ impl Child {
     /// the pidfd whether the child is still unreaped: a stranger's reap
     /// seen before that question is safe; one landing between the question
     /// and `killpg`, followed by a recycle of the number, is not.
+    ///
+    /// After someone else reaped the child (`Lost`), only the 6.9+ pidfd
+    /// path is tried: it still reaches the group's surviving members (the
+    /// pidfd pins the group's id) and fails once none is left; `killpg`
+    /// could hit a recycled number.
     pub(crate) fn signal_group(&self, sig: Signal) {
+        #[cfg(target_os = "linux")]
+        if self.status == Some(Status::Lost) {
+            if let Some(fd) = &self.pidfd {
+                let _ = pidfd_send_signal_flags(fd.as_fd(), Some(sig), PIDFD_SIGNAL_PROCESS_GROUP);
+            }
+            return;
+        }
         if self.status.is_some() {
             return;
         }
@@ -202,8 +214,27 @@ impl Child {
         status
     }
 
-    /// Fallback: `waitpid(pid, WNOHANG)`, which reaps if it ended.
+    /// Fallback without a pidfd. On Linux `waitid(P_PID, WNOWAIT)` sees the
+    /// exit without reaping, so the pid (and the group id) stays ours until
+    /// [`Child::reap`]: the group of a child that died can still be killed.
+    /// Elsewhere `waitpid(pid, WNOHANG)`, which reaps if it ended.
     fn try_reap_pid(&mut self) -> bool {
+        #[cfg(target_os = "linux")]
+        loop {
+            match nix::sys::wait::waitid(
+                nix::sys::wait::Id::Pid(self.pid),
+                WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
+            ) {
+                Ok(WaitStatus::StillAlive) => return false,
+                Err(Errno::EINTR) => continue,
+                Ok(_) => return true,
+                Err(_) => {
+                    self.status = Some(Status::Lost);
+                    return true;
+                }
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
         loop {
             match nix::sys::wait::waitpid(self.pid, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) => return false,
