@@ -186,6 +186,19 @@ fn assert_gone(pid: u32) {
 }
 
 test_in_every_mode! {
+    /// A runtime built without `enable_io` has no reactor for rwt: the
+    /// call waits through rwt's poller instead (tokio would panic).
+    fn a_runtime_without_io_still_waits(m) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            assert_eq!(m::add(1, 2).await.unwrap(), 3);
+            assert_eq!(m::waits_then(20, 7).await.unwrap(), 7);
+        });
+    }
+
     fn values_and_failures_come_back_as_for_sync_functions(m) {
         current_thread().block_on(async {
             assert_eq!(m::add(1, 2).await.unwrap(), 3);

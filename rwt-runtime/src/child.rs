@@ -44,6 +44,21 @@ thread_local! {
     static PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
     /// Set in a pool worker, which goes on to serve more calls.
     static SERVES_MANY: Cell<bool> = const { Cell::new(false) };
+    /// Set while rwt runs code of its own that may panic on purpose (see
+    /// [`quietly`]): the hook prints nothing.
+    static QUIET: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f`, catching a panic without printing it: for a library call
+/// that reports a condition only by panicking (tokio's `AsyncFd` on a
+/// runtime built without I/O).
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+pub(crate) fn quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
+    ensure_panic_hook();
+    QUIET.with(|q| q.set(true));
+    let result = panic::catch_unwind(AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(false));
+    result
 }
 
 /// Marks this thread as a pool worker's: [`call`] drops each result once it
@@ -213,9 +228,14 @@ pub(crate) fn ensure_panic_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let previous = panic::take_hook();
-        panic::set_hook(Box::new(move |info| match BODY_PIPE.with(Cell::get) {
-            None => previous(info),
-            Some(pipe) => record_panic(info, pipe),
+        panic::set_hook(Box::new(move |info| {
+            if QUIET.with(Cell::get) {
+                return;
+            }
+            match BODY_PIPE.with(Cell::get) {
+                None => previous(info),
+                Some(pipe) => record_panic(info, pipe),
+            }
         }));
     });
 }

@@ -36,13 +36,21 @@ use crate::registry::{self, RegisteredFd};
 /// keeps working.
 pub(crate) struct AsyncWaiter;
 
+#[cfg(all(feature = "tokio", target_os = "linux"))]
+thread_local! {
+    /// A tokio runtime on this thread refused an `AsyncFd` (built without
+    /// `enable_io`): from then on this thread's waits use the poller.
+    static NO_TOKIO_IO: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// What `tokio_wait` says when the runtime has no reactor to lend.
+#[cfg(all(feature = "tokio", target_os = "linux"))]
+const NO_REACTOR: nix::errno::Errno = nix::errno::Errno::ENOTSUP;
+
 /// Is this thread in a tokio runtime whose reactor rwt may use?
+#[cfg(all(feature = "tokio", target_os = "linux"))]
 fn in_tokio() -> bool {
-    #[cfg(all(feature = "tokio", target_os = "linux"))]
-    if tokio::runtime::Handle::try_current().is_ok() {
-        return true;
-    }
-    false
+    tokio::runtime::Handle::try_current().is_ok() && !NO_TOKIO_IO.with(std::cell::Cell::get)
 }
 
 impl Waiter for AsyncWaiter {
@@ -59,29 +67,35 @@ impl Waiter for AsyncWaiter {
         if now.any() || until.passed() {
             return Ok(now);
         }
-        match in_tokio() {
-            #[cfg(all(feature = "tokio", target_os = "linux"))]
-            true => tokio_wait(channel, exit, cancel, until).await?,
-            _ => {
-                let mut fds = Vec::with_capacity(3);
-                if let Some((fd, write)) = channel {
-                    let mut events = PollFlags::POLLIN;
-                    if write {
-                        events |= PollFlags::POLLOUT;
-                    }
-                    fds.push((fd.as_raw_fd(), events));
+        #[cfg(all(feature = "tokio", target_os = "linux"))]
+        if in_tokio() {
+            match tokio_wait(channel, exit, cancel, until).await {
+                // A runtime without I/O: the poller waits instead, now and
+                // for the rest of this thread's waits.
+                Err(e) if e == NO_REACTOR => NO_TOKIO_IO.with(|n| n.set(true)),
+                other => {
+                    other?;
+                    return ready_now(channel, exit, cancel);
                 }
-                for fd in [exit, cancel.map(Epoch::fd)].into_iter().flatten() {
-                    fds.push((fd.as_raw_fd(), PollFlags::POLLIN));
-                }
-                PollerWait {
-                    fds,
-                    until: until.instant(),
-                    id: None,
-                }
-                .await;
             }
         }
+        let mut fds = Vec::with_capacity(3);
+        if let Some((fd, write)) = channel {
+            let mut events = PollFlags::POLLIN;
+            if write {
+                events |= PollFlags::POLLOUT;
+            }
+            fds.push((fd.as_raw_fd(), events));
+        }
+        for fd in [exit, cancel.map(Epoch::fd)].into_iter().flatten() {
+            fds.push((fd.as_raw_fd(), PollFlags::POLLIN));
+        }
+        PollerWait {
+            fds,
+            until: until.instant(),
+            id: None,
+        }
+        .await;
         ready_now(channel, exit, cancel)
     }
 }
@@ -113,6 +127,18 @@ async fn tokio_wait(
     use tokio::io::Interest;
 
     let errno = |e: std::io::Error| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0));
+    // tokio panics when its runtime was built without I/O: that is an
+    // answer (use the poller), not a bug of the caller's.
+    let register = |fd: RawFd, interest: Interest| {
+        // SAFETY: see the callers: `fd` stays open, and the same, for as
+        // long as the registration lives.
+        let registered =
+            crate::child::quietly(|| unsafe { AsyncFd::register_with_interest(Fd(fd), interest) });
+        match registered {
+            Ok(r) => r.map_err(|e| errno(e.into())),
+            Err(_) => Err(NO_REACTOR),
+        }
+    };
     let timer = timer_at(until)?;
     let cancel_copy = match cancel {
         Some(epoch) => {
@@ -137,12 +163,10 @@ async fn tokio_wait(
             } else {
                 Interest::READABLE
             };
-            // SAFETY: `fd` is borrowed for the whole of this function, and the
+            // `fd` is borrowed for the whole of this function, and the
             // registration is dropped before it returns: the descriptor stays
             // open, and the same, for as long as tokio holds it.
-            let registered =
-                unsafe { AsyncFd::register_with_interest(Fd(fd.as_raw_fd()), interest) };
-            Some((registered.map_err(|e| errno(e.into()))?, write))
+            Some((register(fd.as_raw_fd(), interest)?, write))
         }
         None => None,
     };
@@ -155,10 +179,9 @@ async fn tokio_wait(
     .into_iter()
     .flatten()
     {
-        // SAFETY: as above; the duplicate of the cancel pipe is dropped only
-        // after its registration.
-        let registered = unsafe { AsyncFd::register_with_interest(Fd(fd), Interest::READABLE) };
-        readable.push(registered.map_err(|e| errno(e.into()))?);
+        // As above; the duplicate of the cancel pipe is dropped only after
+        // its registration.
+        readable.push(register(fd, Interest::READABLE)?);
     }
     std::future::poll_fn(|cx| {
         if let Some((fd, write)) = &channel {
