@@ -52,10 +52,18 @@ thread_local! {
 /// Runs `f`, catching a panic without printing it: for a library call
 /// that reports a condition only by panicking (tokio's `AsyncFd` on a
 /// runtime built without I/O).
-#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+///
+/// Under `panic = "abort"` nothing can be caught: the hook prints as usual
+/// before the process aborts.
+#[cfg_attr(not(all(feature = "tokio", target_os = "linux")), allow(dead_code))]
 pub(crate) fn quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
-    ensure_panic_hook();
-    QUIET.with(|q| q.set(true));
+    // Installing a hook is refused while this thread unwinds (a call made
+    // from a `Drop`): then the panic is printed, and still caught.
+    let quiet = !cfg!(panic = "abort") && !std::thread::panicking();
+    if quiet {
+        ensure_panic_hook();
+        QUIET.with(|q| q.set(true));
+    }
     let result = panic::catch_unwind(AssertUnwindSafe(f));
     QUIET.with(|q| q.set(false));
     result

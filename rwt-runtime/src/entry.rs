@@ -287,9 +287,14 @@ fn serve(value: OsString) -> std::convert::Infallible {
     let mut raw = [0u8; Handshake::LEN];
     match channel.read_exact(&mut raw) {
         Ok(()) => {}
-        // The caller closed the channel before its handshake: it is gone
-        // (it exited while starting us): no one to tell.
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => child::exit_now(EXIT_REFUSED),
+        // The caller closed the channel before its handshake because it is
+        // gone (it exited while starting us): no one to tell.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::UnexpectedEof
+                && nix::sys::signal::kill(caller, None) == Err(nix::errno::Errno::ESRCH) =>
+        {
+            child::exit_now(EXIT_REFUSED)
+        }
         Err(_) => refuse("no handshake arrived on fd 3"),
     }
     let Some(hs) = Handshake::decode(&raw) else {

@@ -4,8 +4,10 @@
 //!
 //! On Linux the child is held through a pidfd, opened right after `fork` and
 //! checked with `waitid(P_PIDFD, WNOWAIT)` to really be our child: signals go
-//! through it, so a recycled pid can never be hit. Elsewhere (or on kernels
-//! without pidfd) a bounded `waitpid(pid, WNOHANG)` loop stands in.
+//! through it, so a recycled pid can never be hit. On Linux kernels without
+//! a usable pidfd, `waitid(P_PID, WNOWAIT | WNOHANG)` in short steps stands
+//! in (it sees the exit without reaping); elsewhere `waitpid(pid, WNOHANG)`,
+//! which reaps as it sees the exit.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
@@ -86,7 +88,8 @@ impl Child {
         self.pidfd.as_ref().map(AsFd::as_fd)
     }
 
-    /// Has it ended? Never blocks. Without a pidfd this reaps it.
+    /// Has it ended? Never blocks. Off Linux, without a pidfd, this reaps
+    /// it.
     pub(crate) fn has_exited(&mut self) -> bool {
         if self.status.is_some() {
             return true;
@@ -127,9 +130,9 @@ impl Child {
     /// reaped: its pid, and so the group id, cannot be reused until then.
     ///
     /// On Linux 6.9+ the signal goes through the pidfd
-    /// (`PIDFD_SIGNAL_PROCESS_GROUP`), which fails once the child is reaped,
-    /// even by someone else: no window in which the number could name a
-    /// stranger's group. Older kernels fall back to `killpg`, after asking
+    /// (`PIDFD_SIGNAL_PROCESS_GROUP`), which names the child's own group,
+    /// never a stranger's that reuses the number, and fails once the group
+    /// is empty. Older kernels fall back to `killpg`, after asking
     /// the pidfd whether the child is still unreaped: a stranger's reap
     /// seen before that question is safe; one landing between the question
     /// and `killpg`, followed by a recycle of the number, is not.
@@ -137,7 +140,8 @@ impl Child {
     /// After someone else reaped the child (`Lost`), only the 6.9+ pidfd
     /// path is tried: it still reaches the group's surviving members (the
     /// pidfd pins the group's id) and fails once none is left; `killpg`
-    /// could hit a recycled number.
+    /// could hit a recycled number. A pidfd is kept only once `adopt`
+    /// checked that it names our child, so it never names a stranger.
     pub(crate) fn signal_group(&self, sig: Signal) {
         #[cfg(target_os = "linux")]
         if self.status == Some(Status::Lost) {
@@ -199,7 +203,13 @@ impl Child {
                     nix::sys::wait::Id::PIDFd(fd.as_fd()),
                     WaitPidFlag::WEXITED,
                 ),
-                None => nix::sys::wait::waitpid(self.pid, None),
+                // The exit was seen (WNOWAIT): the zombie is there to reap,
+                // unless a stranger took it since and the number went to
+                // another child of ours, which must not be waited for.
+                None => match nix::sys::wait::waitpid(self.pid, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::StillAlive) => Err(Errno::ECHILD),
+                    other => other,
+                },
             };
             #[cfg(not(target_os = "linux"))]
             let res = nix::sys::wait::waitpid(self.pid, None);

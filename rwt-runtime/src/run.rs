@@ -78,20 +78,20 @@ impl<'a> Retry<'a> {
             }
             // The same value would fail the same way: not retried.
             Outcome::Codec(detail) => {
-                return Step::Done(Err(Error::Codec {
+                return self.done(Err(Error::Codec {
                     function: function.to_owned(),
                     detail,
                 }))
             }
             Outcome::Cancelled => {
-                return Step::Done(Err(Error::Cancelled {
+                return self.done(Err(Error::Cancelled {
                     function: function.to_owned(),
                 }))
             }
             // Out of processes or descriptors: retrying at once would only
             // make it worse.
             Outcome::Spawn(source) => {
-                return Step::Done(Err(Error::Spawn {
+                return self.done(Err(Error::Spawn {
                     function: function.to_owned(),
                     source,
                 }))
@@ -104,8 +104,9 @@ impl<'a> Retry<'a> {
         }
     }
 
-    /// A call that ends with a value: orphans of earlier attempts have no
-    /// error to carry them, so they are told in a tracing event.
+    /// A call that ends with a value, or with an error that has no place
+    /// for them (`Codec`, `Cancelled`, `Spawn`): orphans of earlier
+    /// attempts are told in a tracing event.
     fn done<R>(&mut self, result: Result<R, Error>) -> Step<R> {
         if !self.orphans.is_empty() {
             tracing::debug!(target: "rwt", function = self.function, orphans = ?self.orphans, "earlier attempts left orphans");
