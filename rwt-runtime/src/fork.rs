@@ -132,7 +132,7 @@ where
     R: Serialize,
 {
     child::ensure_panic_hook();
-    // Lock order: stdout, stderr, then rwt's registry (a caller that holds
+    // Lock order: stdout, stderr, rwt's poller, then rwt's registry (a caller that holds
     // the stdout lock while calling us must not deadlock with another
     // caller). Holding the stdio locks across fork means the child never
     // inherits them locked by a thread that does not exist there; flushing
@@ -142,6 +142,7 @@ where
     let _ = out.flush();
     let stderr = io::stderr();
     let err = stderr.lock();
+    let poller = crate::waiter::lock_for_fork();
     let mut shared = registry::lock();
     let (read, write) = registry::pair_above_stdio(nix::unistd::pipe2(OFlag::O_CLOEXEC)?)?;
     let read = RegisteredFd::new(&mut shared, read);
@@ -159,6 +160,7 @@ where
             // Every registered descriptor is closed in the child.
             let close = shared.reset_in_child();
             drop(shared);
+            drop(poller);
             drop(err);
             drop(out);
             let pipe = write;
@@ -179,6 +181,7 @@ where
         Ok(ForkResult::Parent { child }) => {
             drop(write);
             drop(shared);
+            drop(poller);
             drop(err);
             drop(out);
             // Whichever of parent and child runs first puts the child in
@@ -197,10 +200,66 @@ where
         Err(e) => {
             drop(write);
             drop(shared);
+            drop(poller);
             drop(err);
             drop(out);
             drop(read);
             Err(e.into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Runs `future` on this thread, parking between polls: no tokio, so
+    /// an async rwt call waits through rwt's poller.
+    fn park_on<F: std::future::Future>(future: F) -> F::Output {
+        use std::sync::Arc;
+        use std::task::{Context, Poll, Wake, Waker};
+        struct Unpark(std::thread::Thread);
+        impl Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let mut future = std::pin::pin!(future);
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+                return v;
+            }
+            std::thread::park();
+        }
+    }
+
+    /// L9: a thread of the caller holds the poller's lock when another
+    /// forks; the child's nested async call (which waits through the
+    /// poller) must not find that lock held by a thread it does not have.
+    #[test]
+    fn a_nested_async_call_in_a_fork_child_finds_the_poller_free() {
+        let (held, release) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            let guard = crate::waiter::lock_for_fork();
+            held.send(()).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            drop(guard);
+        });
+        release.recv().unwrap();
+        let outer = Options::new().secs(5.0);
+        let got = crate::run_with_timeout(&outer, || {
+            let inner = Options::new().secs(2.0);
+            // Slow enough that the wait goes to the poller.
+            let body = || {
+                std::thread::sleep(Duration::from_millis(50));
+                5u8
+            };
+            park_on(call_async(&inner, "inner", body, |_| false)).ok()
+        });
+        holder.join().unwrap();
+        assert_eq!(got.unwrap(), Some(5));
     }
 }

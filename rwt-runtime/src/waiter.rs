@@ -271,6 +271,16 @@ static POLLER: Mutex<Poller> = Mutex::new(Poller {
     wake: None,
 });
 
+/// The poller's lock, held by a thread that forks (after stdout and stderr,
+/// before the registry, the order `PollerWait` takes the last two in): the
+/// child's copy is then never one that another thread held, and a nested
+/// async call in the child can take it.
+pub(crate) struct ForkGuard(#[allow(dead_code)] std::sync::MutexGuard<'static, Poller>);
+
+pub(crate) fn lock_for_fork() -> ForkGuard {
+    ForkGuard(poller())
+}
+
 fn poller() -> std::sync::MutexGuard<'static, Poller> {
     let mut p = POLLER
         .lock()
