@@ -166,6 +166,9 @@ fn run(
     mut output: Option<&mut Output>,
 ) -> Result<ExitStatus, Error> {
     let opts = options.check()?;
+    // Taken once, as the call starts: a `kill_all` between two attempts
+    // cancels it too.
+    let cancel = crate::cancel::current();
     let function = describe(cmd);
     cmd.process_group(0);
     let mut orphans = Vec::new();
@@ -173,13 +176,17 @@ fn run(
         if attempt > 1 {
             tracing::debug!(target: "rwt", function, attempt, "retrying");
         }
-        let ended =
-            attempt_once(cmd, &opts, &function, output.as_deref_mut()).map_err(|source| {
-                Error::Spawn {
-                    function: function.clone(),
-                    source,
-                }
-            })?;
+        let ended = attempt_once(
+            cmd,
+            &opts,
+            cancel.as_deref(),
+            &function,
+            output.as_deref_mut(),
+        )
+        .map_err(|source| Error::Spawn {
+            function: function.clone(),
+            source,
+        })?;
         match ended {
             Ended::Exited(status) => return Ok(status),
             Ended::Lost => {
@@ -217,6 +224,7 @@ fn run(
 fn attempt_once(
     cmd: &mut Command,
     opts: &Checked,
+    cancel: Option<&crate::cancel::Epoch>,
     function: &str,
     output: Option<&mut Output>,
 ) -> io::Result<Ended> {
@@ -255,7 +263,6 @@ fn attempt_once(
         limit: opts.output_limit,
     };
     let mut buf = vec![0u8; 64 * 1024];
-    let cancel = &opts.cancel;
     // An error past this point would leave the command unwatched: it is
     // killed and reaped first.
     macro_rules! or_kill {
@@ -294,7 +301,7 @@ fn attempt_once(
             }
             None => Deadline::after(deadline.remaining().min(FALLBACK_STEP)),
         };
-        if let Some(epoch) = &cancel {
+        if let Some(epoch) = cancel {
             fds.push(epoch.fd());
         }
         let ready = or_kill!(deadline::wait_any(&fds, until));

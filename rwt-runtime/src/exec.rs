@@ -122,6 +122,7 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
     waiter: &mut W,
     function: &str,
     opts: &Checked,
+    cancel: Option<&crate::cancel::Epoch>,
     id: u64,
     args: &[u8],
 ) -> Outcome<R> {
@@ -137,7 +138,16 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
         Ok((pid, channel)) => {
             let request = (request_header(id, args.len()), args);
             let child = Guarded::new(Child::adopt(pid));
-            watch::watch(waiter, function, opts, child, channel, request, deadline).await
+            watch::watch(
+                waiter,
+                function,
+                opts,
+                child,
+                channel,
+                request,
+                watch::Stop { deadline, cancel },
+            )
+            .await
         }
         Err(e) => watch::spawn_failed(function, e),
     }

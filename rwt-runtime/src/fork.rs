@@ -62,11 +62,18 @@ where
     R: Serialize + DeserializeOwned,
 {
     let mut body = Body::new(body);
-    run::run(options, function, |opts| {
+    run::run(options, function, |opts, cancel| {
         // The deadline runs from the call: the cost of forking counts.
         let deadline = Deadline::after(opts.secs);
         let started = spawn(opts.kill, &mut body, failed);
-        block_now(attempt(&mut Blocking, function, opts, deadline, started))
+        block_now(attempt(
+            &mut Blocking,
+            function,
+            opts,
+            cancel,
+            deadline,
+            started,
+        ))
     })
 }
 
@@ -88,11 +95,11 @@ where
     let mut retry = Retry::new(options, function)?;
     loop {
         retry.start();
-        let opts = retry.opts();
+        let (opts, cancel) = (retry.opts(), retry.cancel());
         let deadline = Deadline::after(opts.secs);
         let (kill, body) = (opts.kill, &mut body);
         let started = spawner::run(move || spawn(kill, body, failed));
-        let outcome = attempt(&mut AsyncWaiter, function, opts, deadline, started).await;
+        let outcome = attempt(&mut AsyncWaiter, function, opts, cancel, deadline, started).await;
         if let Step::Done(result) = retry.record(outcome) {
             return result;
         }
@@ -104,6 +111,7 @@ async fn attempt<R, W>(
     waiter: &mut W,
     function: &str,
     opts: &Checked,
+    cancel: Option<&crate::cancel::Epoch>,
     deadline: Deadline,
     started: io::Result<(Pid, RegisteredFd)>,
 ) -> Outcome<R>
@@ -115,7 +123,16 @@ where
         Ok((pid, read)) => {
             let child = Guarded::new(Child::adopt(pid));
             let outgoing = (Vec::new(), &[][..]);
-            watch::watch(waiter, function, opts, child, read, outgoing, deadline).await
+            watch::watch(
+                waiter,
+                function,
+                opts,
+                child,
+                read,
+                outgoing,
+                watch::Stop { deadline, cancel },
+            )
+            .await
         }
         Err(e) => watch::spawn_failed(function, e),
     }

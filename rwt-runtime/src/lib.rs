@@ -257,10 +257,14 @@ pub mod __private {
         let mut retry = crate::run::Retry::new(options, function)?;
         loop {
             retry.start();
-            let opts = retry.opts();
+            let (opts, cancel) = (retry.opts(), retry.cancel());
             let outcome = match mode {
-                ExecMode::Exec => crate::exec::attempt(&mut waiter, function, opts, id, args).await,
-                ExecMode::Pool => crate::pool::attempt(&mut waiter, function, opts, id, args).await,
+                ExecMode::Exec => {
+                    crate::exec::attempt(&mut waiter, function, opts, cancel, id, args).await
+                }
+                ExecMode::Pool => {
+                    crate::pool::attempt(&mut waiter, function, opts, cancel, id, args).await
+                }
             };
             if let crate::run::Step::Done(result) = retry.record(outcome) {
                 return result;

@@ -145,8 +145,6 @@ impl Options {
                 grace,
                 result_limit: self.result_limit,
                 output_limit: self.output_limit,
-                #[cfg(unix)]
-                cancel: crate::cancel::current(),
             }),
             _ => invalid(format!(
                 "durations out of range: secs {}, grace {}",
@@ -166,11 +164,6 @@ pub(crate) struct Checked {
     pub grace: Duration,
     pub result_limit: u64,
     pub output_limit: u64,
-    /// The `kill_all` epoch of the call, taken once when it starts: a
-    /// `kill_all` at any moment after that (while a child is being
-    /// started, between two attempts) cancels it.
-    #[cfg(unix)]
-    pub cancel: Option<std::sync::Arc<crate::cancel::Epoch>>,
 }
 
 /// What is wrong with a `secs` value, if anything. Shared by the run-time

@@ -117,6 +117,7 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
     waiter: &mut W,
     function: &str,
     opts: &Checked,
+    cancel: Option<&crate::cancel::Epoch>,
     id: u64,
     args: &[u8],
 ) -> Outcome<R> {
@@ -137,8 +138,8 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
             child.child(),
             channel.fd(),
             (crate::exec::request_header(id, args.len()), args),
-            opts,
-            deadline,
+            opts.result_limit,
+            watch::Stop { deadline, cancel },
             true,
         )
         .await;

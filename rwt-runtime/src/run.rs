@@ -1,5 +1,8 @@
 //! The retry loop around attempts, and the errors it reports.
 
+use std::sync::Arc;
+
+use crate::cancel::Epoch;
 use crate::options::Checked;
 use crate::watch::Outcome;
 use crate::{Error, Options};
@@ -20,6 +23,10 @@ enum Failure {
 pub(crate) struct Retry<'a> {
     function: &'a str,
     opts: Checked,
+    /// The `kill_all` epoch of the call, taken once when it starts: a
+    /// `kill_all` at any moment after that (while a child is being
+    /// started, between two attempts) cancels it.
+    cancel: Option<Arc<Epoch>>,
     attempt: u32,
     orphans: Vec<u32>,
     last: Failure,
@@ -39,6 +46,7 @@ impl<'a> Retry<'a> {
         Ok(Retry {
             function,
             opts: options.check()?,
+            cancel: crate::cancel::current(),
             attempt: 0,
             orphans: Vec::new(),
             last: Failure::Timeout,
@@ -48,6 +56,11 @@ impl<'a> Retry<'a> {
     /// The options of the next attempt (every attempt has the same).
     pub(crate) fn opts(&self) -> &Checked {
         &self.opts
+    }
+
+    /// The call's `kill_all` epoch, the same for every attempt.
+    pub(crate) fn cancel(&self) -> Option<&Epoch> {
+        self.cancel.as_deref()
     }
 
     /// Counts the attempt about to be made.
@@ -148,12 +161,13 @@ impl<'a> Retry<'a> {
 pub(crate) fn run<R>(
     options: &Options,
     function: &str,
-    mut attempt_once: impl FnMut(&Checked) -> Outcome<R>,
+    mut attempt_once: impl FnMut(&Checked, Option<&Epoch>) -> Outcome<R>,
 ) -> Result<R, Error> {
     let mut retry = Retry::new(options, function)?;
     loop {
         retry.start();
-        if let Step::Done(result) = retry.record(attempt_once(retry.opts())) {
+        let outcome = attempt_once(retry.opts(), retry.cancel());
+        if let Step::Done(result) = retry.record(outcome) {
             return result;
         }
     }

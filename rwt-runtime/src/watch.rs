@@ -12,6 +12,7 @@ use nix::sys::signal::Signal;
 use nix::sys::socket::MsgFlags;
 use serde::de::DeserializeOwned;
 
+use crate::cancel::Epoch;
 use crate::codec::{self, FrameReader, Kind};
 use crate::deadline::{self, Blocking, Deadline, Waiter};
 use crate::options::Checked;
@@ -106,6 +107,14 @@ impl Drop for Guarded {
     }
 }
 
+/// When an attempt stops waiting for its child: at its deadline, or when
+/// `kill_all` fires the call's epoch.
+#[derive(Clone, Copy)]
+pub(crate) struct Stop<'a> {
+    pub deadline: Deadline,
+    pub cancel: Option<&'a Epoch>,
+}
+
 /// Watches the child `pid` until it returns a result, ends, or runs out of
 /// time, writing `outgoing` to the channel as the child takes it; then
 /// makes sure it is gone (or orphaned) and reaped.
@@ -116,7 +125,7 @@ pub(crate) async fn watch<R: DeserializeOwned, W: Waiter>(
     mut child: Guarded,
     channel: RegisteredFd,
     outgoing: (Vec<u8>, &[u8]),
-    deadline: Deadline,
+    stop: Stop<'_>,
 ) -> Outcome<R> {
     tracing::debug!(target: "rwt", function, pid = child.child().pid(), "child started");
     let (waited, reader) = exchange(
@@ -124,8 +133,8 @@ pub(crate) async fn watch<R: DeserializeOwned, W: Waiter>(
         child.child(),
         channel.fd(),
         outgoing,
-        opts,
-        deadline,
+        opts.result_limit,
+        stop,
         false,
     )
     .await;
@@ -148,11 +157,11 @@ pub(crate) async fn exchange<W: Waiter>(
     child: &mut Child,
     channel: &OwnedFd,
     (head, body): (Vec<u8>, &[u8]),
-    opts: &Checked,
-    deadline: Deadline,
+    limit: u64,
+    stop: Stop<'_>,
     spin: bool,
 ) -> (Waited, FrameReader) {
-    let mut reader = FrameReader::new(opts.result_limit);
+    let mut reader = FrameReader::new(limit);
     let mut outgoing = Outgoing {
         head,
         body,
@@ -164,9 +173,9 @@ pub(crate) async fn exchange<W: Waiter>(
         channel,
         &mut outgoing,
         &mut reader,
-        deadline,
+        stop.deadline,
         spin,
-        opts.cancel.as_deref(),
+        stop.cancel,
     )
     .await;
     (waited, reader)
