@@ -31,6 +31,14 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 /// `#[timeout]` function, in its child.
 #[cfg(not(feature = "tokio"))]
 pub fn block_on<F: Future>(future: F) -> F::Output {
+    park_on(future)
+}
+
+/// Runs `future` to completion on the current thread, parking it until the
+/// future is woken: needs no reactor, and is no tokio runtime (an async rwt
+/// call polled here waits through rwt's poller).
+#[cfg_attr(all(feature = "tokio", not(test)), allow(dead_code))]
+pub(crate) fn park_on<F: Future>(future: F) -> F::Output {
     use std::sync::Arc;
     use std::task::{Context, Poll, Wake, Waker};
 
