@@ -11,7 +11,7 @@
 
 use std::ffi::{CString, OsStr};
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::OnceLock;
 
@@ -135,9 +135,9 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
         crate::spawner::run(move || spawn(kill, false))
     };
     match started {
-        Ok((pid, channel)) => {
+        Ok((child, channel)) => {
             let request = (request_header(id, args.len()), args);
-            let child = Guarded::new(Child::adopt(pid));
+            let child = Guarded::new(child);
             watch::watch(
                 waiter,
                 function,
@@ -174,8 +174,8 @@ fn process() -> io::Result<&'static Process> {
 }
 
 /// Starts an exec child (or a pool worker) and sends it its handshake.
-/// Returns its pid and the caller's end of the channel, non-blocking.
-pub(crate) fn spawn(kill: bool, pool: bool) -> io::Result<(Pid, RegisteredFd)> {
+/// Returns it and the caller's end of the channel, non-blocking.
+pub(crate) fn spawn(kill: bool, pool: bool) -> io::Result<(Child, RegisteredFd)> {
     crate::entry::keep_linked();
     let process = process()?;
     let mut nonce = [0u8; 16];
@@ -239,6 +239,8 @@ pub(crate) fn spawn(kill: bool, pool: bool) -> io::Result<(Pid, RegisteredFd)> {
         &[process.argv0.as_c_str()],
         &env,
     )?;
+    // posix_spawn returns once the child has exec'd: its fd 3 is `theirs`.
+    let child = Child::adopt_holding(pid, theirs.fd().as_fd(), CHANNEL_FD);
     drop(theirs);
     // Still blocking: the handshake goes into an empty socket buffer at
     // once, whenever the child reads it.
@@ -252,10 +254,10 @@ pub(crate) fn spawn(kill: bool, pool: bool) -> io::Result<(Pid, RegisteredFd)> {
         .and_then(|()| nix::fcntl::fcntl(ours.fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)));
     if let Err(e) = sent {
         // Nobody would watch it: it goes now, not as a zombie.
-        let _ = watch::kill_now(Child::adopt(pid), std::time::Duration::ZERO);
+        let _ = watch::kill_now(child, std::time::Duration::ZERO);
         return Err(e.into());
     }
-    Ok((pid, ours))
+    Ok((child, ours))
 }
 
 /// Writes all of `data` to a socket without SIGPIPE: a child that is

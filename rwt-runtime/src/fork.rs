@@ -4,9 +4,10 @@
 
 use std::io::{self, Write};
 use std::mem::ManuallyDrop;
+use std::os::fd::{AsFd, AsRawFd};
 
 use nix::fcntl::{FcntlArg, OFlag};
-use nix::unistd::{ForkResult, Pid};
+use nix::unistd::ForkResult;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -113,15 +114,15 @@ async fn attempt<R, W>(
     opts: &Checked,
     cancel: Option<&crate::cancel::Epoch>,
     deadline: Deadline,
-    started: io::Result<(Pid, RegisteredFd)>,
+    started: io::Result<(Child, RegisteredFd)>,
 ) -> Outcome<R>
 where
     R: DeserializeOwned,
     W: Waiter,
 {
     match started {
-        Ok((pid, read)) => {
-            let child = Guarded::new(Child::adopt(pid));
+        Ok((child, read)) => {
+            let child = Guarded::new(child);
             let outgoing = (Vec::new(), &[][..]);
             watch::watch(
                 waiter,
@@ -138,12 +139,12 @@ where
     }
 }
 
-/// Forks the child. Returns its pid and the read end of its result pipe.
+/// Forks the child. Returns it and the read end of its result pipe.
 fn spawn<R, F>(
     kill: bool,
     body: &mut Body<F>,
     failed: fn(&R) -> bool,
-) -> io::Result<(Pid, RegisteredFd)>
+) -> io::Result<(Child, RegisteredFd)>
 where
     F: FnOnce() -> R,
     R: Serialize,
@@ -195,7 +196,10 @@ where
                 failed,
             )
         }
-        Ok(ForkResult::Parent { child }) => {
+        Ok(ForkResult::Parent { child: pid }) => {
+            // Checked while this process still holds the write end, so
+            // that it can be compared with the child's.
+            let child = Child::adopt_holding(pid, write.as_fd(), write.as_raw_fd());
             drop(write);
             drop(shared);
             drop(poller);
@@ -203,13 +207,12 @@ where
             drop(out);
             // Whichever of parent and child runs first puts the child in
             // its own group, so a group kill never misses it.
-            let _ = nix::unistd::setpgid(child, child);
+            if child.is_ours() {
+                let _ = nix::unistd::setpgid(pid, pid);
+            }
             if let Err(e) = nix::fcntl::fcntl(read.fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)) {
                 // Nobody would watch it: it goes now, not as a zombie.
-                let _ = watch::kill_now(
-                    crate::process::Child::adopt(child),
-                    std::time::Duration::ZERO,
-                );
+                let _ = watch::kill_now(child, std::time::Duration::ZERO);
                 return Err(e.into());
             }
             Ok((child, read))

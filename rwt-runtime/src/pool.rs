@@ -312,8 +312,7 @@ fn retire_expired() {
 
 /// Starts a worker (its handshake sent).
 fn start_worker() -> io::Result<Worker> {
-    let (pid, channel) = crate::exec::spawn(true, true)?;
-    let child = Child::adopt(pid);
+    let (child, channel) = crate::exec::spawn(true, true)?;
     tracing::debug!(target: "rwt", pid = child.pid(), "pool worker started");
     Ok(Worker {
         child,

@@ -76,6 +76,52 @@ impl Child {
         child
     }
 
+    /// Takes charge of the child `pid` that this thread just started, and
+    /// checks that the process the pid names now is that child: it holds,
+    /// at descriptor `theirs`, the open file this process holds at `ours`
+    /// (`kcmp(KCMP_FILE)`). `adopt` alone proves "a child of ours", not
+    /// "this child": if ours ended, a stranger reaped it and the number went
+    /// to another child of ours before `pidfd_open`, that other child would
+    /// be signalled and reaped in its place. A live process without that
+    /// file is treated as that case (`Lost`: never signalled, never reaped).
+    ///
+    /// Called in the thread that forked, before anything else, so the
+    /// window is a few system calls wide. Where `kcmp` is missing or
+    /// refused (no `CONFIG_KCMP`; container seccomp profiles often refuse
+    /// it without `CAP_SYS_PTRACE`), and for a child that has already
+    /// ended (a zombie has no files left to compare), `adopt`'s check is all
+    /// there is.
+    pub(crate) fn adopt_holding(pid: Pid, ours: BorrowedFd<'_>, theirs: i32) -> Child {
+        #[allow(unused_mut)] // only Linux has a second look
+        let mut child = Child::adopt(pid);
+        #[cfg(target_os = "linux")]
+        if child.pidfd.is_some() && child.is_stranger(ours, theirs) {
+            tracing::debug!(target: "rwt", pid = child.pid(), "pid already reused: not ours");
+            child.pidfd = None;
+            child.status = Some(Status::Lost);
+        }
+        child
+    }
+
+    /// Whether the (pidfd-pinned) process holds something else than `ours`
+    /// at `theirs` while it is alive.
+    #[cfg(target_os = "linux")]
+    fn is_stranger(&mut self, ours: BorrowedFd<'_>, theirs: i32) -> bool {
+        use std::os::fd::AsRawFd;
+        match kcmp_file(self.pid, ours.as_raw_fd(), theirs) {
+            Ok(same) => !same,
+            // No such descriptor there: a stranger, unless it is our own
+            // child that already ended (its files are gone).
+            Err(Errno::EBADF) => !self.has_exited(),
+            Err(_) => false,
+        }
+    }
+
+    /// Whether the pid is still ours to act on (not reaped, not lost).
+    pub(crate) fn is_ours(&self) -> bool {
+        self.status.is_none()
+    }
+
     pub(crate) fn pid(&self) -> u32 {
         self.pid.as_raw().unsigned_abs()
     }
@@ -271,7 +317,7 @@ fn status_of(st: WaitStatus) -> Option<Status> {
 }
 
 #[cfg(target_os = "linux")]
-fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
+pub(crate) fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
     use std::os::fd::FromRawFd;
     // SAFETY: pidfd_open takes a pid and a flags word and returns a new file
     // descriptor or -1; no memory is passed.
@@ -283,12 +329,32 @@ fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
     crate::registry::above_stdio(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `kcmp(getpid(), pid, KCMP_FILE, ours, theirs)`: whether descriptor
+/// `theirs` of process `pid` is the open file that `ours` is here.
+#[cfg(target_os = "linux")]
+fn kcmp_file(pid: Pid, ours: i32, theirs: i32) -> nix::Result<bool> {
+    const KCMP_FILE: nix::libc::c_int = 0;
+    // SAFETY: kcmp takes two pids, a type and two descriptor numbers, all
+    // plain integers, and reads no memory of ours.
+    let res = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_kcmp,
+            nix::unistd::getpid().as_raw(),
+            pid.as_raw(),
+            KCMP_FILE,
+            ours,
+            theirs,
+        )
+    };
+    Errno::result(res).map(|order| order == 0)
+}
+
 /// `pidfd_send_signal` flag: signal the target's process group.
 #[cfg(target_os = "linux")]
 const PIDFD_SIGNAL_PROCESS_GROUP: u32 = 1 << 2;
 
 #[cfg(target_os = "linux")]
-fn pidfd_send_signal(fd: BorrowedFd<'_>, sig: Signal) -> nix::Result<()> {
+pub(crate) fn pidfd_send_signal(fd: BorrowedFd<'_>, sig: Signal) -> nix::Result<()> {
     pidfd_send_signal_flags(fd, Some(sig), 0)
 }
 
@@ -309,4 +375,90 @@ fn pidfd_send_signal_flags(fd: BorrowedFd<'_>, sig: Option<Signal>, flags: u32) 
         )
     };
     Errno::result(res).map(drop)
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::os::fd::{AsFd, AsRawFd};
+    use std::process::{Command, Stdio};
+
+    use nix::unistd::Pid;
+
+    use super::{Child, Status};
+
+    fn pid_of(child: &std::process::Child) -> Pid {
+        Pid::from_raw(i32::try_from(child.id()).unwrap())
+    }
+
+    /// L10: a pid that names another child of ours (as after a stranger's
+    /// reap and a recycle) is not taken for the one just started.
+    #[test]
+    fn a_child_without_our_file_is_not_ours() {
+        let mut stranger = Command::new("sleep")
+            .arg("30")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Made after the stranger started: it cannot hold it.
+        let (_read, write) = nix::unistd::pipe().unwrap();
+        let child = Child::adopt_holding(pid_of(&stranger), write.as_fd(), write.as_raw_fd());
+        let lost = !child.is_ours();
+        // Dropping it must not touch the stranger either.
+        drop(child);
+        let alive = stranger.try_wait().unwrap().is_none();
+        let _ = stranger.kill();
+        let _ = stranger.wait();
+        assert!(lost, "a process without the pipe was adopted as ours");
+        assert!(alive, "the stranger was signalled or reaped");
+    }
+
+    #[test]
+    fn a_child_holding_our_file_is_ours() {
+        let (_read, write) = nix::unistd::pipe().unwrap();
+        let theirs = write.try_clone().unwrap();
+        let spawned = Command::new("sleep")
+            .arg("30")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(theirs))
+            .spawn()
+            .unwrap();
+        let mut child = Child::adopt_holding(pid_of(&spawned), write.as_fd(), 1);
+        drop(spawned);
+        assert!(child.is_ours());
+        child.signal(nix::sys::signal::Signal::SIGKILL);
+        while !child.has_exited() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(child.reap(), Status::Signaled(9));
+    }
+
+    /// A child of ours that already ended has no files to compare: it is
+    /// still ours, and reaped, not left a zombie.
+    #[test]
+    fn a_child_that_already_ended_is_still_ours() {
+        let (_read, write) = nix::unistd::pipe().unwrap();
+        let theirs = write.try_clone().unwrap();
+        let spawned = Command::new("true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(theirs))
+            .spawn()
+            .unwrap();
+        let pid = pid_of(&spawned);
+        drop(spawned);
+        // Wait for the exit without reaping it.
+        while matches!(
+            nix::sys::wait::waitid(
+                nix::sys::wait::Id::Pid(pid),
+                nix::sys::wait::WaitPidFlag::WEXITED
+                    | nix::sys::wait::WaitPidFlag::WNOHANG
+                    | nix::sys::wait::WaitPidFlag::WNOWAIT,
+            ),
+            Ok(nix::sys::wait::WaitStatus::StillAlive)
+        ) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let mut child = Child::adopt_holding(pid, write.as_fd(), 1);
+        assert!(child.is_ours());
+        assert_eq!(child.reap(), Status::Exited(0));
+    }
 }
