@@ -27,6 +27,23 @@ in_every_mode! {
         child.id()
     }
 
+    /// The same with SIGCHLD ignored, so the kernel reaps this process's
+    /// children itself (a pool worker must still find and end them) and
+    /// one child that has already ended is gone without a trace.
+    #[timeout(secs = 5.0)]
+    fn starts_a_sleeper_with_sigchld_ignored() -> u32 {
+        // SAFETY: SIG_IGN installs no handler; nothing runs on delivery.
+        unsafe {
+            nix::sys::signal::signal(nix::sys::signal::SIGCHLD, nix::sys::signal::SigHandler::SigIgn)
+        }
+        .unwrap();
+        let quick = std::process::Command::new("true").spawn().unwrap();
+        drop(quick);
+        #[allow(clippy::zombie_processes)] // never waited for on purpose
+        let child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        child.id()
+    }
+
     #[timeout(secs = 0.3)]
     fn starts_a_sleeper_then_hangs(pid_file: String) -> u8 {
         #[allow(clippy::zombie_processes)] // never waited for on purpose
@@ -81,6 +98,15 @@ in_every_mode! {
 test_in_every_mode! {
     fn a_grandchild_is_killed_when_the_call_returns(m) {
         let pid = m::starts_a_sleeper().unwrap();
+        let _cleanup = KillOnDrop(vec![pid]);
+        assert!(
+            wait_until(Duration::from_secs(1), || gone(pid)),
+            "grandchild {pid} still running"
+        );
+    }
+
+    fn a_grandchild_is_killed_when_sigchld_is_ignored(m) {
+        let pid = m::starts_a_sleeper_with_sigchld_ignored().unwrap();
         let _cleanup = KillOnDrop(vec![pid]);
         assert!(
             wait_until(Duration::from_secs(1), || gone(pid)),

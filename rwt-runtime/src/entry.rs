@@ -336,7 +336,7 @@ const KEEP_LIMIT: usize = 64 << 20;
 /// its channel closes (the caller retired it, or died). A request is a
 /// function id and the arguments' length (little-endian `u64`s), then the
 /// arguments; each answer is a result frame. In a worker, statics live on
-/// between calls; processes a call started do not (see `reap_descendants`).
+/// between calls; processes a call started do not (see `descendants`).
 fn serve_requests(channel: OwnedFd, pool: bool) -> ! {
     child::ensure_panic_hook();
     if pool {
@@ -400,7 +400,7 @@ fn serve_requests(channel: OwnedFd, pool: bool) -> ! {
             if buf.len() > KEEP_LIMIT {
                 buf = vec![0; 64 * 1024];
             }
-            reap_descendants();
+            crate::descendants::reap_all();
         }
         let _ = std::io::stdout().flush();
         // An exec child serves one call; a worker whose function panicked
@@ -449,54 +449,6 @@ fn read_at_least(
         }
     }
     Ok(())
-}
-
-/// Kills and reaps every process the last call left behind: the worker's
-/// own children (and, as a subreaper, any orphaned grandchildren that came
-/// to it), until none is left. Only its own children, by pid: never
-/// `waitpid(-1)`.
-fn reap_descendants() {
-    // The usual case, in one system call: no child at all (ECHILD). Only
-    // looks (WNOWAIT): nothing is reaped here.
-    let none = nix::sys::wait::waitid(
-        nix::sys::wait::Id::All,
-        nix::sys::wait::WaitPidFlag::WEXITED
-            | nix::sys::wait::WaitPidFlag::WNOHANG
-            | nix::sys::wait::WaitPidFlag::WNOWAIT,
-    );
-    if none == Err(nix::errno::Errno::ECHILD) {
-        return;
-    }
-    for _ in 0..64 {
-        let children = own_children();
-        if children.is_empty() {
-            return;
-        }
-        for pid in &children {
-            let pid = nix::unistd::Pid::from_raw(*pid);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-        }
-        for pid in children {
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
-        }
-    }
-}
-
-/// The worker's children, from `/proc/self/task/*/children`.
-fn own_children() -> Vec<i32> {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return Vec::new();
-    };
-    let mut pids = Vec::new();
-    for task in tasks.flatten() {
-        if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
-            pids.extend(
-                list.split_whitespace()
-                    .filter_map(|p| p.parse::<i32>().ok()),
-            );
-        }
-    }
-    pids
 }
 
 /// `1:<32 hex digits>` → the nonce's hex digits.

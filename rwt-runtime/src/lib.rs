@@ -28,6 +28,8 @@ mod command;
 #[cfg(unix)]
 mod deadline;
 #[cfg(target_os = "linux")]
+mod descendants;
+#[cfg(target_os = "linux")]
 mod entry;
 mod error;
 #[cfg(target_os = "linux")]

@@ -1,0 +1,177 @@
+//! A pool worker's clean-up after each call: every process the call
+//! started (and, the worker being a subreaper, every orphan that came to
+//! it) is killed and reaped before the next call.
+//!
+//! Children are found in `/proc/self/task/*/children` (it needs
+//! `CONFIG_PROC_CHILDREN`, and the kernel documents it as unreliable while
+//! children fork or exit), else by a scan of `/proc/*/stat` for our pid as
+//! parent. Either list can be stale, so no pid from it is signalled as it
+//! is: each is pinned with a pidfd, asked to prove it is our child
+//! (`waitid(P_PIDFD, WNOWAIT)`), and only then killed and reaped through
+//! that pidfd. A number that was freed (a function may set SIGCHLD to
+//! SIG_IGN, so children vanish unreaped) and handed to a stranger is never
+//! hit. The loop ends when `waitid(P_ALL)` says there is no child at all.
+//!
+//! Without pidfds (Linux before 5.3) pids are signalled and waited for as
+//! listed, which leaves that window open.
+//!
+//! A function that keeps a `std::process::Child` in a static loses that
+//! process here too: after the call it is killed and reaped, and the
+//! static's handle names a pid that is no longer its own.
+
+use std::os::fd::AsFd;
+
+use nix::errno::Errno;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitid, Id, WaitPidFlag};
+use nix::unistd::Pid;
+
+use crate::process::{pidfd_open, pidfd_send_signal};
+
+/// Rounds of kill-then-reap before giving up on children that keep
+/// appearing (a fork bomb's last members).
+const ROUNDS: usize = 64;
+
+/// Kills and reaps every child of this process. Blocks until they are
+/// gone (a SIGKILLed process goes at once, unless it sits in an
+/// uninterruptible kernel wait).
+pub(crate) fn reap_all() {
+    for _ in 0..ROUNDS {
+        if !any_child() {
+            return;
+        }
+        let mut listed = own_children();
+        if listed.is_empty() {
+            // The children files are missing, or missed a child that was
+            // forking: ask every process for its parent instead.
+            listed = children_by_scan();
+        }
+        if listed.is_empty() {
+            // A child exists but neither list shows it: it is exiting.
+            // Its zombie is reaped below, next round, or by the kernel.
+            std::thread::yield_now();
+            continue;
+        }
+        kill_and_reap(&listed);
+    }
+}
+
+/// Whether this process has any child, live or a zombie, in one system
+/// call (WNOWAIT: nothing is reaped here).
+fn any_child() -> bool {
+    loop {
+        match waitid(
+            Id::All,
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
+        ) {
+            Err(Errno::EINTR) => {}
+            Err(Errno::ECHILD) => return false,
+            _ => return true,
+        }
+    }
+}
+
+fn kill_and_reap(pids: &[i32]) {
+    let mut pinned = Vec::with_capacity(pids.len());
+    for &raw in pids {
+        let pid = Pid::from_raw(raw);
+        match pidfd_open(pid) {
+            Ok(fd) => {
+                // ECHILD: the number is someone else's now.
+                let ours = waitid(
+                    Id::PIDFd(fd.as_fd()),
+                    WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
+                ) != Err(Errno::ECHILD);
+                if ours {
+                    let _ = pidfd_send_signal(fd.as_fd(), Signal::SIGKILL);
+                    pinned.push(fd);
+                }
+            }
+            // Gone already.
+            Err(Errno::ESRCH) => {}
+            // No pidfds on this kernel: by pid, as listed.
+            Err(_) => {
+                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                let _ = nix::sys::wait::waitpid(pid, None);
+            }
+        }
+    }
+    for fd in pinned {
+        // ECHILD once it is gone (reaped by the kernel under SIG_IGN).
+        while waitid(Id::PIDFd(fd.as_fd()), WaitPidFlag::WEXITED) == Err(Errno::EINTR) {}
+    }
+}
+
+/// This process's children, from `/proc/self/task/*/children`.
+fn own_children() -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    let mut pids = Vec::new();
+    for task in tasks.flatten() {
+        if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
+            pids.extend(
+                list.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
+        }
+    }
+    pids
+}
+
+/// This process's children, by reading every `/proc/<pid>/stat`.
+fn children_by_scan() -> Vec<i32> {
+    let me = std::process::id();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| parent_in_stat(&stat))
+                == Some(me)
+        })
+        .collect()
+}
+
+/// The parent pid in a `/proc/<pid>/stat` line: the field after the state,
+/// which follows the command name's last `)` (the name may hold spaces and
+/// parentheses).
+fn parent_in_stat(stat: &str) -> Option<u32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::{Command, Stdio};
+
+    use super::*;
+
+    #[test]
+    fn the_parent_is_read_past_a_name_with_parentheses() {
+        assert_eq!(parent_in_stat("42 (a) b (c)) S 17 42 42 0"), Some(17));
+        assert_eq!(parent_in_stat("42 (x"), None);
+    }
+
+    /// The scan is what stands in where the children files are missing:
+    /// it must find what they find.
+    #[test]
+    fn the_scan_finds_a_child() {
+        let mut child = Command::new("sleep")
+            .arg("30")
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        let scanned = children_by_scan();
+        let listed = own_children();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(scanned.contains(&pid), "{pid} not in {scanned:?}");
+        assert!(listed.contains(&pid), "{pid} not in {listed:?}");
+    }
+}
