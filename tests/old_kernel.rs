@@ -9,6 +9,13 @@
 //! - `no-pidfd`: before 5.3 `pidfd_open` fails with ENOSYS: the pid-based
 //!   wait from the start, which must see an exit without reaping it, so
 //!   that the dead child's process group can still be killed.
+//! - `no-group-pidfd`: before 6.9 `pidfd_send_signal` refuses
+//!   `PIDFD_SIGNAL_PROCESS_GROUP` with EINVAL: the group kill falls back to
+//!   `killpg`, and a crashed child's grandchild must still die.
+//! - `no-close-range`: before 5.9 `close_range` fails with ENOSYS: an exec
+//!   child closes what `/proc/self/fd` lists instead.
+//! - `no-kcmp`: `kcmp` refused with EPERM, as container seccomp profiles
+//!   without `CAP_SYS_PTRACE` do: children are adopted on `waitid` alone.
 #![cfg(all(target_os = "linux", target_arch = "x86_64"))]
 
 mod common;
@@ -44,9 +51,9 @@ in_every_mode! {
 }
 
 /// Makes `syscall` fail with `errno` in this process and every process it
-/// starts from now on; with `first_arg`, only calls whose first argument
-/// (its low 32 bits) is that.
-fn refuse(syscall: i64, first_arg: Option<u32>, errno: i32) {
+/// starts from now on; with `arg = Some((i, v))`, only calls whose argument
+/// `i` (its low 32 bits) is `v`.
+fn refuse(syscall: i64, arg: Option<(u32, u32)>, errno: i32) {
     use nix::libc::{
         sock_filter, sock_fprog, BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W,
         SECCOMP_MODE_FILTER, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO,
@@ -65,14 +72,14 @@ fn refuse(syscall: i64, first_arg: Option<u32>, errno: i32) {
         k,
     };
     let load = BPF_LD | BPF_W | BPF_ABS;
-    // seccomp_data: nr at 0, arch at 4, args[0] (low half) at 16. Each
-    // jump skips to the last instruction (allow) when its test fails.
+    // seccomp_data: nr at 0, arch at 4, args[i] (low half) at 16 + 8 i.
+    // Each jump skips to the last instruction (allow) when its test fails.
     let mut program = vec![stmt(load, 4), jump(AUDIT_ARCH_X86_64, 0, 0)];
     program.push(stmt(load, 0));
     program.push(jump(syscall as u32, 0, 0));
-    if let Some(arg) = first_arg {
-        program.push(stmt(load, 16));
-        program.push(jump(arg, 0, 0));
+    if let Some((index, value)) = arg {
+        program.push(stmt(load, 16 + 8 * index));
+        program.push(jump(value, 0, 0));
     }
     program.push(stmt(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | errno as u32));
     program.push(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
@@ -104,25 +111,49 @@ fn refuse(syscall: i64, first_arg: Option<u32>, errno: i32) {
     }
 }
 
-/// The helper: `old-kernel-<mode>` or `no-pidfd-<mode>`.
+/// A simulated kernel: its role, and the system call, argument match and
+/// errno of the refusal that makes this kernel answer like it.
+type Kernel = (&'static str, i64, Option<(u32, u32)>, i32);
+
+const KERNELS: [Kernel; 5] = [
+    (
+        "old-kernel",
+        nix::libc::SYS_waitid,
+        Some((0, nix::libc::P_PIDFD)),
+        nix::libc::EINVAL,
+    ),
+    (
+        "no-pidfd",
+        nix::libc::SYS_pidfd_open,
+        None,
+        nix::libc::ENOSYS,
+    ),
+    (
+        "no-group-pidfd",
+        nix::libc::SYS_pidfd_send_signal,
+        // flags = PIDFD_SIGNAL_PROCESS_GROUP
+        Some((3, 1 << 2)),
+        nix::libc::EINVAL,
+    ),
+    (
+        "no-close-range",
+        nix::libc::SYS_close_range,
+        None,
+        nix::libc::ENOSYS,
+    ),
+    ("no-kcmp", nix::libc::SYS_kcmp, None, nix::libc::EPERM),
+];
+
+/// The helper: `<kernel>-<mode>`, for each kernel of [`KERNELS`].
 #[test]
 fn old_kernel_helper() {
-    let (mode, kernel) = if let Some(mode) = common::helper_mode("old-kernel") {
-        (mode, "old kernel")
-    } else if let Some(mode) = common::helper_mode("no-pidfd") {
-        (mode, "no pidfd")
-    } else {
+    let Some((mode, (kernel, syscall, arg, errno))) = KERNELS
+        .into_iter()
+        .find_map(|k| common::helper_mode(k.0).map(|mode| (mode, k)))
+    else {
         return;
     };
-    if kernel == "old kernel" {
-        refuse(
-            nix::libc::SYS_waitid,
-            Some(nix::libc::P_PIDFD),
-            nix::libc::EINVAL,
-        );
-    } else {
-        refuse(nix::libc::SYS_pidfd_open, None, nix::libc::ENOSYS);
-    }
+    refuse(syscall, arg, errno);
     type Call = fn() -> Result<u8, rwt::Error>;
     type Starts = fn(String) -> Result<u8, rwt::Error>;
     let (seven, exits_nine, oversleeps, starts): (Call, Call, Call, Starts) = match mode {
@@ -192,4 +223,22 @@ test_each_mode_role!(
     without_pidfds_every_outcome_holds,
     run_as_on_an_old_kernel,
     "no-pidfd"
+);
+
+test_each_mode_role!(
+    without_group_pidfds_every_outcome_holds,
+    run_as_on_an_old_kernel,
+    "no-group-pidfd"
+);
+
+test_each_mode_role!(
+    without_close_range_every_outcome_holds,
+    run_as_on_an_old_kernel,
+    "no-close-range"
+);
+
+test_each_mode_role!(
+    without_kcmp_every_outcome_holds,
+    run_as_on_an_old_kernel,
+    "no-kcmp"
 );
