@@ -1,9 +1,11 @@
 //! The `#[timeout]` attribute of [rwt](https://docs.rs/rwt). An
 //! implementation detail: use it through `rwt`, which documents it.
 //!
-//! A pipeline, one stage per file: [`ast`] (what was written), [`attr`]
-//! (parse the options), [`valid`] (check options and signature),
-//! [`expand`] (generate), [`fallback`] (what to emit when there are errors).
+//! A pipeline, one stage per (private) module: `ast` (what was written),
+//! `attr` (parse the options), `valid` (check options and signature),
+//! `expand` (generate), `fallback` (what to emit when there are errors).
+
+#![warn(missing_docs)]
 
 mod ast;
 mod attr;

@@ -79,6 +79,23 @@ pub(crate) fn current() -> Option<Arc<Epoch>> {
 ///
 /// Meant for shutdown paths, such as a SIGTERM handler's thread before a
 /// redeploy. Returns at once; each call reaps its own child.
+///
+/// ```
+/// # use rwt_runtime as rwt;
+/// use rwt::{run_with_timeout, Error, Options};
+///
+/// let call = std::thread::spawn(|| {
+///     run_with_timeout(&Options::new().secs(60.0), || {
+///         std::thread::sleep(std::time::Duration::from_secs(60));
+///     })
+/// });
+/// // Shutting down: whatever is in flight ends now, not in a minute.
+/// while !call.is_finished() {
+///     rwt::kill_all();
+///     std::thread::sleep(std::time::Duration::from_millis(10));
+/// }
+/// assert!(matches!(call.join().unwrap(), Err(Error::Cancelled { .. })));
+/// ```
 pub fn kill_all() {
     let old = {
         let mut shared = registry::lock();

@@ -8,6 +8,23 @@ use std::fmt;
 /// After several attempts the error is the last attempt's, with `attempts`
 /// saying how many were made.
 ///
+/// ```
+/// # use rwt_runtime as rwt;
+/// use rwt::{run_with_timeout, Error, Options};
+///
+/// let slow = run_with_timeout(&Options::new().secs(0.05), || {
+///     std::thread::sleep(std::time::Duration::from_secs(10));
+/// });
+/// assert!(slow.as_ref().is_err_and(Error::is_timeout));
+///
+/// let broken = run_with_timeout(&Options::new(), || -> u8 { panic!("bad input") });
+/// match broken {
+///     // The message, then where the child panicked.
+///     Err(Error::Panicked { message, .. }) => assert!(message.starts_with("bad input (")),
+///     other => panic!("{other:?}"),
+/// }
+/// ```
+///
 /// [`run_with_timeout`]: crate::run_with_timeout
 #[derive(Debug)]
 #[non_exhaustive]

@@ -4,6 +4,7 @@
 //! This crate is an implementation detail: depend on `rwt`, which re-exports
 //! everything meant for users and documents it.
 
+#![warn(missing_docs)]
 #![cfg_attr(
     not(unix),
     allow(unused_imports, dead_code, unreachable_code, unused_variables)
@@ -80,6 +81,15 @@ use serde::Serialize;
 ///
 /// A value that is an `Err` is returned as it is and not retried (the
 /// attribute retries those; here `R` may be any type).
+///
+/// ```
+/// # use rwt_runtime as rwt;
+/// use rwt::{run_with_timeout, Options};
+///
+/// let secs = 0.5; // known only at run time, from a config file say
+/// let product = run_with_timeout(&Options::new().secs(secs), || (1..=10u64).product::<u64>());
+/// assert_eq!(product.unwrap(), 3_628_800);
+/// ```
 ///
 /// # Errors
 ///
