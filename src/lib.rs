@@ -178,6 +178,21 @@
 
 #![warn(missing_docs)]
 
+/// The attribute: each call of the function runs its body in a child
+/// process, under the options described in the [crate docs](crate).
+///
+/// ```
+/// #[rwt::timeout(secs = 0.2, ntries = 2)]
+/// fn spin(forever: bool) -> u32 {
+///     while forever {}
+///     7
+/// }
+///
+/// assert_eq!(spin(false).unwrap(), 7);
+/// let err = spin(true).unwrap_err();
+/// assert!(err.is_timeout());
+/// println!("{err}"); // function `spin` timed out after 0.2 s on each of 2 attempts (killed)
+/// ```
 pub use rwt_macros::timeout;
 pub use rwt_runtime::{kill_all, run_with_timeout, Bytes, CommandExt, Error, Options};
 #[cfg(target_os = "linux")]
