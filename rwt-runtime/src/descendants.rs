@@ -12,8 +12,12 @@
 //! SIG_IGN, so children vanish unreaped) and handed to a stranger is never
 //! hit. The loop ends when `waitid(P_ALL)` says there is no child at all.
 //!
-//! Without pidfds (Linux before 5.3) pids are signalled and waited for as
-//! listed, which leaves that window open.
+//! Without pidfds (Linux before 5.3), or with no descriptor to spare, a
+//! listed pid is signalled if `waitid(P_PID, WNOWAIT)` says it is our child
+//! at that instant, which leaves a window of two system calls open. A
+//! function that used up every descriptor of the worker also leaves it
+//! unable to read `/proc`: then what it started is not found, the worker
+//! retires, and those processes outlive it.
 //!
 //! A function that keeps a `std::process::Child` in a static loses that
 //! process here too: after the call it is killed and reaped, and the
@@ -32,13 +36,20 @@ use crate::process::{pidfd_open, pidfd_send_signal};
 /// appearing (a fork bomb's last members).
 const ROUNDS: usize = 64;
 
+/// `waitid` flags for every look at our children: `__WALL` also sees
+/// children made by `clone` with an exit signal other than SIGCHLD.
+fn flags(base: WaitPidFlag) -> WaitPidFlag {
+    base | WaitPidFlag::__WALL
+}
+
 /// Kills and reaps every child of this process. Blocks until they are
 /// gone (a SIGKILLed process goes at once, unless it sits in an
-/// uninterruptible kernel wait).
-pub(crate) fn reap_all() {
+/// uninterruptible kernel wait). Returns whether none is left: a worker
+/// with a child it could not end is not used again.
+pub(crate) fn reap_all() -> bool {
     for _ in 0..ROUNDS {
         if !any_child() {
-            return;
+            return true;
         }
         let mut listed = own_children();
         if listed.is_empty() {
@@ -54,6 +65,7 @@ pub(crate) fn reap_all() {
         }
         kill_and_reap(&listed);
     }
+    !any_child()
 }
 
 /// Whether this process has any child, live or a zombie, in one system
@@ -62,7 +74,7 @@ fn any_child() -> bool {
     loop {
         match waitid(
             Id::All,
-            WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
+            flags(WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT),
         ) {
             Err(Errno::EINTR) => {}
             Err(Errno::ECHILD) => return false,
@@ -77,28 +89,66 @@ fn kill_and_reap(pids: &[i32]) {
         let pid = Pid::from_raw(raw);
         match pidfd_open(pid) {
             Ok(fd) => {
-                // ECHILD: the number is someone else's now.
-                let ours = waitid(
-                    Id::PIDFd(fd.as_fd()),
-                    WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
-                ) != Err(Errno::ECHILD);
-                if ours {
+                // None: the number is someone else's now.
+                if let Some(how) = is_our_child(fd.as_fd(), pid) {
                     let _ = pidfd_send_signal(fd.as_fd(), Signal::SIGKILL);
-                    pinned.push(fd);
+                    pinned.push((fd, how));
                 }
             }
-            // Gone already.
-            Err(Errno::ESRCH) => {}
-            // No pidfds on this kernel: by pid, as listed.
+            // ESRCH: gone already. EINVAL: the number now names a thread,
+            // not a process.
+            Err(Errno::ESRCH | Errno::EINVAL) => {}
+            // No pidfds on this kernel (before 5.3), or none to spare
+            // (EMFILE): by pid, if it is our child at this instant. A
+            // stranger's reap and a recycle between the look and the kill
+            // is the window left here.
             Err(_) => {
-                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-                let _ = nix::sys::wait::waitpid(pid, None);
+                let look =
+                    flags(WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT);
+                if waitid(Id::Pid(pid), look) != Err(Errno::ECHILD) {
+                    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                    let _ = nix::sys::wait::waitpid(pid, Some(WaitPidFlag::__WALL));
+                }
             }
         }
     }
-    for fd in pinned {
-        // ECHILD once it is gone (reaped by the kernel under SIG_IGN).
-        while waitid(Id::PIDFd(fd.as_fd()), WaitPidFlag::WEXITED) == Err(Errno::EINTR) {}
+    for (fd, how) in pinned {
+        match how {
+            // ECHILD once it is gone (reaped by the kernel under SIG_IGN).
+            Reap::Pidfd => {
+                while waitid(Id::PIDFd(fd.as_fd()), flags(WaitPidFlag::WEXITED))
+                    == Err(Errno::EINTR)
+                {}
+            }
+            // The pidfd, held until now, kept the number from being reused.
+            Reap::Pid(pid) => {
+                while nix::sys::wait::waitpid(pid, Some(WaitPidFlag::__WALL)) == Err(Errno::EINTR) {
+                }
+            }
+        }
+    }
+}
+
+/// How a checked child is reaped.
+enum Reap {
+    Pidfd,
+    /// Kernels 5.3 and 5.4: pidfds, but no `waitid(P_PIDFD)`.
+    Pid(Pid),
+}
+
+/// Whether the process `fd` pins is a child of ours, and how to reap it.
+fn is_our_child(fd: std::os::fd::BorrowedFd<'_>, pid: Pid) -> Option<Reap> {
+    let look = flags(WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT);
+    match waitid(Id::PIDFd(fd), look) {
+        Err(Errno::ECHILD) => None,
+        // Asked by number; the pidfd, if it can still be signalled (null
+        // signal), proves the number was not reused in between.
+        Err(Errno::EINVAL) => {
+            let ours =
+                waitid(Id::Pid(pid), look) != Err(Errno::ECHILD) && crate::process::pidfd_alive(fd);
+            ours.then_some(Reap::Pid(pid))
+        }
+        _ => Some(Reap::Pidfd),
     }
 }
 

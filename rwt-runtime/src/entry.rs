@@ -396,11 +396,13 @@ fn serve_requests(channel: OwnedFd, pool: bool) -> ! {
         // default: the kill ladder relies on it.
         child::reset_sigterm();
         let ExecFrame(kind, bytes) = (f.run)(&buf[REQUEST_LEN..total]);
+        // Whether every process the call started is gone.
+        let mut clean = true;
         if pool {
             if buf.len() > KEEP_LIMIT {
                 buf = vec![0; 64 * 1024];
             }
-            crate::descendants::reap_all();
+            clean = crate::descendants::reap_all();
         }
         let _ = std::io::stdout().flush();
         // An exec child serves one call; a worker whose function panicked
@@ -412,10 +414,12 @@ fn serve_requests(channel: OwnedFd, pool: bool) -> ! {
         }
         // Checked once the answer is out, while the caller decodes it. A
         // worker that cannot be put back as it was says so, before reading
-        // the next request, and leaves.
-        if !baseline
-            .as_mut()
-            .is_some_and(crate::leftovers::Baseline::restore)
+        // the next request, and leaves. So does one with a child it could
+        // not end.
+        if !clean
+            || !baseline
+                .as_mut()
+                .is_some_and(crate::leftovers::Baseline::restore)
         {
             let _ = child::write_frame(&stream, Kind::Leaving, &[]);
             child::exit_now(0);

@@ -183,10 +183,15 @@ pub(crate) fn spawn(kill: bool, pool: bool) -> io::Result<(Child, RegisteredFd)>
     let env = child_env(&nonce);
 
     let mut attr = PosixSpawnAttr::init()?;
+    // USEVFORK: glibc before 2.24 returns from posix_spawn before the
+    // child has exec'd unless asked for vfork; later glibc always waits
+    // for the exec (and ignores the flag). The check of the child's fd 3
+    // below relies on that wait.
     attr.set_flags(
         PosixSpawnFlags::POSIX_SPAWN_SETPGROUP
             | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF
-            | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK,
+            | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK
+            | PosixSpawnFlags::from_bits_retain(nix::libc::POSIX_SPAWN_USEVFORK.into()),
     )?;
     // Its own process group, SIGTERM back to the default and nothing
     // blocked, whatever the calling thread had.

@@ -88,8 +88,9 @@ impl Child {
     /// Called in the thread that forked, before anything else, so the
     /// window is a few system calls wide. Where `kcmp` is missing or
     /// refused (no `CONFIG_KCMP`; container seccomp profiles often refuse
-    /// it without `CAP_SYS_PTRACE`), and for a child that has already
-    /// ended (a zombie has no files left to compare), `adopt`'s check is all
+    /// it without `CAP_SYS_PTRACE`), on kernels without `waitid(P_PIDFD)`
+    /// (5.3, 5.4: no pidfd is kept), and for a child that is exiting or has
+    /// ended (it has no files left to compare), `adopt`'s check is all
     /// there is.
     pub(crate) fn adopt_holding(pid: Pid, ours: BorrowedFd<'_>, theirs: i32) -> Child {
         #[allow(unused_mut)] // only Linux has a second look
@@ -111,10 +112,32 @@ impl Child {
         match kcmp_file(self.pid, ours.as_raw_fd(), theirs) {
             Ok(same) => !same,
             // No such descriptor there: a stranger, unless it is our own
-            // child that already ended (its files are gone).
-            Err(Errno::EBADF) => !self.has_exited(),
+            // child on its way out (the kernel drops a process's files
+            // before it becomes a zombie), or already a zombie.
+            Err(Errno::EBADF) => !self.is_exiting() && !self.has_exited(),
             Err(_) => false,
         }
+    }
+
+    /// Whether the (still unreaped) process has begun to exit: `PF_EXITING`
+    /// in the flags of its `/proc/<pid>/stat`. The number is checked to
+    /// still be its own after the read.
+    #[cfg(target_os = "linux")]
+    fn is_exiting(&self) -> bool {
+        const PF_EXITING: u64 = 0x4;
+        let flags = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
+            .ok()
+            .and_then(|stat| {
+                // Fields after the name's last `)`: state is the first,
+                // flags the seventh.
+                let rest = stat.get(stat.rfind(')')? + 1..)?;
+                rest.split_whitespace().nth(6)?.parse::<u64>().ok()
+            });
+        let still_ours = self
+            .pidfd
+            .as_ref()
+            .is_some_and(|fd| pidfd_alive(fd.as_fd()));
+        still_ours && flags.is_some_and(|f| f & PF_EXITING != 0)
     }
 
     /// Whether the pid is still ours to act on (not reaped, not lost).
@@ -329,8 +352,10 @@ pub(crate) fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
     crate::registry::above_stdio(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// `kcmp(getpid(), pid, KCMP_FILE, ours, theirs)`: whether descriptor
-/// `theirs` of process `pid` is the open file that `ours` is here.
+/// `kcmp(gettid(), pid, KCMP_FILE, ours, theirs)`: whether descriptor
+/// `theirs` of process `pid` is the open file that `ours` is here. The
+/// calling thread, not the main one: a main thread that called
+/// `pthread_exit` has no files left to compare.
 #[cfg(target_os = "linux")]
 fn kcmp_file(pid: Pid, ours: i32, theirs: i32) -> nix::Result<bool> {
     const KCMP_FILE: nix::libc::c_int = 0;
@@ -339,7 +364,7 @@ fn kcmp_file(pid: Pid, ours: i32, theirs: i32) -> nix::Result<bool> {
     let res = unsafe {
         nix::libc::syscall(
             nix::libc::SYS_kcmp,
-            nix::unistd::getpid().as_raw(),
+            nix::unistd::gettid().as_raw(),
             pid.as_raw(),
             KCMP_FILE,
             ours,
@@ -356,6 +381,12 @@ const PIDFD_SIGNAL_PROCESS_GROUP: u32 = 1 << 2;
 #[cfg(target_os = "linux")]
 pub(crate) fn pidfd_send_signal(fd: BorrowedFd<'_>, sig: Signal) -> nix::Result<()> {
     pidfd_send_signal_flags(fd, Some(sig), 0)
+}
+
+/// Whether the process `fd` pins can still be signalled (is not reaped).
+#[cfg(target_os = "linux")]
+pub(crate) fn pidfd_alive(fd: BorrowedFd<'_>) -> bool {
+    pidfd_send_signal_flags(fd, None, 0).is_ok()
 }
 
 /// `pidfd_send_signal(2)`; `None` sends no signal, only checks that the
