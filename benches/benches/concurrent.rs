@@ -4,12 +4,78 @@
 //! is how long it waited for other calls (a fork of the large caller in
 //! progress, a lock, a pool or spawner thread) on top of its own kill.
 //!
+//! The same with async calls (each polled on a thread of its own): their
+//! children are started by rwt's spawner threads, not by the calling
+//! thread, so they also show whether calls queue there.
+//!
 //! `cargo bench --manifest-path benches/Cargo.toml --bench concurrent`
 
+use std::future::Future;
 use std::sync::{Arc, Barrier};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
+use rwt::timeout;
+
 mod common;
+
+#[timeout(secs = 0.05)]
+async fn fork_sleeps_async() -> u8 {
+    std::thread::sleep(Duration::from_secs(10));
+    0
+}
+
+#[timeout(secs = 0.05, mode = "exec")]
+async fn exec_sleeps_async() -> u8 {
+    std::thread::sleep(Duration::from_secs(10));
+    0
+}
+
+#[timeout(secs = 0.05, mode = "pool")]
+async fn pool_sleeps_async() -> u8 {
+    std::thread::sleep(Duration::from_secs(10));
+    0
+}
+
+/// Wakes the thread that polls.
+struct Unpark(std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Polls `fut` to its end on this thread.
+fn block_on<F: Future>(fut: F) -> F::Output {
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+fn fork_async() -> Result<u8, rwt::Error> {
+    block_on(fork_sleeps_async())
+}
+
+fn exec_async() -> Result<u8, rwt::Error> {
+    block_on(exec_sleeps_async())
+}
+
+fn pool_async() -> Result<u8, rwt::Error> {
+    block_on(pool_sleeps_async())
+}
+
+const ASYNC_SLEEPERS: [(&str, common::Sleeper); 3] = [
+    ("fork, async", fork_async),
+    ("exec, async", exec_async),
+    ("pool, async", pool_async),
+];
 
 const CALLERS: usize = 16;
 const ROUNDS: usize = 8;
@@ -49,7 +115,7 @@ fn main() {
          time past each call's 50 ms deadline"
     );
     println!("| mode | p50 | p90 | p99 | max |\n|---|---|---|---|---|");
-    for (mode, f) in common::SLEEPERS {
+    for (mode, f) in common::SLEEPERS.into_iter().chain(ASYNC_SLEEPERS) {
         let v = past_deadline(f);
         let at = |q: usize| v[(v.len() - 1) * q / 100];
         println!(

@@ -61,6 +61,19 @@ pub(crate) fn lock() -> MutexGuard<'static, Shared> {
     shared
 }
 
+/// Waits on `condvar` with the lock, as [`Condvar::wait`] does, and with
+/// [`lock`]'s care for poisoning.
+///
+/// [`Condvar::wait`]: std::sync::Condvar::wait
+pub(crate) fn wait(
+    condvar: &std::sync::Condvar,
+    guard: MutexGuard<'static, Shared>,
+) -> MutexGuard<'static, Shared> {
+    condvar
+        .wait(guard)
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl Shared {
     pub(crate) fn register(&mut self, fd: RawFd) {
         self.fds.push(fd);

@@ -1,48 +1,71 @@
-//! The spawner thread: async calls start their children here.
+//! The spawner threads: async calls start their children here.
 //!
 //! PR_SET_PDEATHSIG, which makes a child die with its caller, fires when the
 //! *thread* that started the child ends, not the process. A sync call's
 //! thread waits for its child, so that thread is the right one. An async
 //! call's future moves between threads, and executors end threads on their
 //! own (tokio's blocking threads after 10 s idle, `block_in_place`, a
-//! runtime on a short-lived thread), so its child is started by this
+//! runtime on a short-lived thread), so its child is started by a spawner
 //! thread instead, which lives as long as the process.
+//!
+//! There is one spawner thread per call starting at that instant, up to
+//! [`MAX_THREADS`]: a call never waits behind another call's start (an exec
+//! spawn takes a fraction of a millisecond; a fork of a large caller takes
+//! tens of milliseconds, during which the kernel stalls every thread of the
+//! caller that touches memory anyway). Threads are started on demand and
+//! kept, idle, for the next calls; past the cap, a call waits for the first
+//! one to be free.
 //!
 //! A job runs while its caller waits, so it may borrow from the caller: the
 //! function and its arguments stay where they are, and the child forked here
 //! finds them in its copy of the caller's memory.
 
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::mpsc;
+use std::sync::{mpsc, Condvar};
 
 use crate::registry;
 
 /// A job, with its lifetime erased (see [`run`]).
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
-/// The spawner's part of rwt's shared state.
+/// A spawner thread's queue: a job and the channel that says it is done.
+type Queue = mpsc::Sender<(Job, mpsc::SyncSender<()>)>;
+
+/// Spawner threads at most. Each is a parked thread (its stack is mostly
+/// never touched) that lives as long as the process.
+pub(crate) const MAX_THREADS: usize = 16;
+
+/// The spawners' part of rwt's shared state.
 #[derive(Default)]
 pub(crate) struct State {
-    jobs: Option<mpsc::Sender<(Job, mpsc::SyncSender<()>)>>,
+    /// Spawner threads that are free.
+    idle: Vec<Queue>,
+    /// Spawner threads started, free or busy.
+    started: usize,
 }
 
 impl State {
     pub(crate) const fn new() -> Self {
-        State { jobs: None }
+        State {
+            idle: Vec::new(),
+            started: 0,
+        }
     }
 
-    /// In a child process: the thread is the parent's, and does not exist
-    /// here. A new one starts on first use.
+    /// In a child process: the threads are the parent's, and do not exist
+    /// here. New ones start on first use.
     pub(crate) fn forget(&mut self) {
-        if let Some(jobs) = self.jobs.take() {
-            std::mem::forget(jobs);
-        }
+        std::mem::forget(std::mem::take(&mut self.idle));
+        self.started = 0;
     }
 }
 
-/// Runs `job` on the spawner thread and returns its value (or resumes its
-/// panic) once it is done. If the thread cannot be started, `job` runs on
-/// the calling thread.
+/// Signalled when a spawner thread becomes free (for calls past the cap).
+static FREED: Condvar = Condvar::new();
+
+/// Runs `job` on a spawner thread and returns its value (or resumes its
+/// panic) once it is done. If no thread can be started, `job` runs on the
+/// calling thread.
 pub(crate) fn run<T: Send>(job: impl FnOnce() -> T + Send) -> T {
     let mut result: Option<std::thread::Result<T>> = None;
     let slot = &mut result;
@@ -51,15 +74,16 @@ pub(crate) fn run<T: Send>(job: impl FnOnce() -> T + Send) -> T {
     });
     // SAFETY: only the lifetime changes. The task borrows from this frame
     // (`result`, and whatever `job` borrows); it is either run here, or
-    // sent to the spawner thread, which consumes it (running it, which
+    // sent to a spawner thread, which consumes it (running it, which
     // cannot unwind past `catch_unwind`) before it signals `done`, and this
     // function does not return before `done` is signalled or dropped.
     let task: Job = unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + '_>, Job>(task) };
     let (done, finished) = mpsc::sync_channel(1);
-    match sender() {
-        Some(jobs) => match jobs.send((task, done)) {
+    match take() {
+        Some(queue) => match queue.send((task, done)) {
             Ok(()) => {
                 let _ = finished.recv();
+                give_back(queue);
             }
             Err(mpsc::SendError((task, _))) => task(),
         },
@@ -72,21 +96,81 @@ pub(crate) fn run<T: Send>(job: impl FnOnce() -> T + Send) -> T {
     }
 }
 
-/// The spawner thread's queue, starting the thread on first use.
-fn sender() -> Option<mpsc::Sender<(Job, mpsc::SyncSender<()>)>> {
+/// A free spawner thread: an idle one, else a new one below the cap, else
+/// the first to be given back. `None` if a thread cannot be started.
+fn take() -> Option<Queue> {
     let mut shared = registry::lock();
-    if shared.spawner.jobs.is_none() {
-        let (tx, rx) = mpsc::channel::<(Job, mpsc::SyncSender<()>)>();
-        std::thread::Builder::new()
-            .name("rwt-spawner".into())
-            .spawn(move || {
-                for (task, done) in rx {
-                    task();
-                    let _ = done.send(());
-                }
-            })
-            .ok()?;
-        shared.spawner.jobs = Some(tx);
+    loop {
+        if let Some(queue) = shared.spawner.idle.pop() {
+            return Some(queue);
+        }
+        if shared.spawner.started < MAX_THREADS {
+            let queue = start()?;
+            shared.spawner.started += 1;
+            return Some(queue);
+        }
+        shared = registry::wait(&FREED, shared);
     }
-    shared.spawner.jobs.clone()
+}
+
+fn give_back(queue: Queue) {
+    registry::lock().spawner.idle.push(queue);
+    FREED.notify_one();
+}
+
+/// Starts a spawner thread and returns its queue.
+fn start() -> Option<Queue> {
+    let (tx, rx) = mpsc::channel::<(Job, mpsc::SyncSender<()>)>();
+    std::thread::Builder::new()
+        .name("rwt-spawner".into())
+        .spawn(move || {
+            for (task, done) in rx {
+                task();
+                let _ = done.send(());
+            }
+        })
+        .ok()?;
+    Some(tx)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// M4: a start that is held (as by a fork of a large caller) does not
+    /// hold up the next call's start. With one spawner thread the second
+    /// job would queue behind the first until it is released.
+    #[test]
+    fn a_held_start_does_not_hold_up_the_next() {
+        let (release, held) = mpsc::channel::<()>();
+        let (started, first_running) = mpsc::channel::<()>();
+        let first = std::thread::spawn(move || {
+            super::run(move || {
+                started.send(()).unwrap();
+                held.recv().unwrap();
+                1
+            })
+        });
+        first_running.recv().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let second = std::thread::spawn(move || tx.send(super::run(|| 2)));
+        let outcome = rx.recv_timeout(Duration::from_secs(20));
+        release.send(()).unwrap();
+        assert_eq!(first.join().unwrap(), 1);
+        let _ = second.join();
+        assert_eq!(outcome, Ok(2), "the second start waited behind the first");
+    }
+
+    /// Past the cap, a start waits for a free thread instead of failing.
+    #[test]
+    fn past_the_cap_a_start_waits_for_a_free_thread() {
+        let results: Vec<_> = (0..super::MAX_THREADS * 2)
+            .map(|i| std::thread::spawn(move || super::run(move || i)))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .collect();
+        assert_eq!(results, (0..super::MAX_THREADS * 2).collect::<Vec<_>>());
+    }
 }
