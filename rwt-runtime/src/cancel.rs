@@ -52,23 +52,31 @@ impl State {
     }
 }
 
-fn new_epoch(shared: &mut registry::Shared) -> Option<Arc<Epoch>> {
+fn new_epoch() -> Option<Arc<Epoch>> {
     let (read, write): (OwnedFd, OwnedFd) =
         registry::pair_above_stdio(nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).ok()?)
             .ok()?;
+    let mut fds = registry::fds();
     Some(Arc::new(Epoch {
-        read: RegisteredFd::new(shared, read),
-        write: RegisteredFd::new(shared, write),
+        read: RegisteredFd::new(&mut fds, read),
+        write: RegisteredFd::new(&mut fds, write),
     }))
 }
 
 /// The epoch a call starting now belongs to (`None` only if no pipe could
 /// be made: such a call cannot be cancelled, but still runs).
 pub(crate) fn current() -> Option<Arc<Epoch>> {
+    if let Some(epoch) = registry::lock().cancel.current.clone() {
+        return Some(epoch);
+    }
+    // Made without the state's lock held: registering it takes the
+    // descriptor list's, which a fork in progress holds.
+    let fresh = new_epoch();
     let mut shared = registry::lock();
+    // Another thread may have made one meanwhile: theirs is kept (a
+    // `kill_all` in between cancels a call of either).
     if shared.cancel.current.is_none() {
-        let epoch = new_epoch(&mut shared);
-        shared.cancel.current = epoch;
+        shared.cancel.current = fresh;
     }
     shared.cancel.current.clone()
 }
@@ -97,11 +105,8 @@ pub(crate) fn current() -> Option<Arc<Epoch>> {
 /// assert!(matches!(call.join().unwrap(), Err(Error::Cancelled { .. })));
 /// ```
 pub fn kill_all() {
-    let old = {
-        let mut shared = registry::lock();
-        let fresh = new_epoch(&mut shared);
-        std::mem::replace(&mut shared.cancel.current, fresh)
-    };
+    let fresh = new_epoch();
+    let old = std::mem::replace(&mut registry::lock().cancel.current, fresh);
     if let Some(old) = old {
         tracing::debug!(target: "rwt", "kill_all: cancelling the calls in flight");
         let _ = nix::unistd::write(old.write.fd(), &[1]);

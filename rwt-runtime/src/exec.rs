@@ -201,11 +201,11 @@ pub(crate) fn spawn(kill: bool, pool: bool) -> io::Result<(Child, RegisteredFd)>
     attr.set_sigdefault(&term)?;
     attr.set_sigmask(&SigSet::empty())?;
 
-    // Made and registered under the registry lock: a child forked by another
+    // Made and registered under the descriptor list's lock: a child forked by another
     // thread meanwhile closes both ends. Both are close-on-exec; only the
     // child's copy at fd 3 survives its exec.
     let (ours, theirs) = {
-        let mut shared = registry::lock();
+        let mut fds = registry::fds();
         let (ours, theirs) = registry::pair_above_stdio(nix::sys::socket::socketpair(
             AddressFamily::Unix,
             SockType::Stream,
@@ -213,8 +213,8 @@ pub(crate) fn spawn(kill: bool, pool: bool) -> io::Result<(Child, RegisteredFd)>
             SockFlag::SOCK_CLOEXEC,
         )?)?;
         (
-            RegisteredFd::new(&mut shared, ours),
-            RegisteredFd::new(&mut shared, theirs),
+            RegisteredFd::new(&mut fds, ours),
+            RegisteredFd::new(&mut fds, theirs),
         )
     };
     // Larger buffers: fewer round trips for large arguments and results
@@ -228,9 +228,9 @@ pub(crate) fn spawn(kill: bool, pool: bool) -> io::Result<(Child, RegisteredFd)>
         let moved = nix::fcntl::fcntl(theirs.fd(), FcntlArg::F_DUPFD_CLOEXEC(CHANNEL_FD + 1))?;
         // SAFETY: fcntl just returned this new descriptor, owned by nobody.
         let moved = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(moved) };
-        let mut shared = registry::lock();
-        let moved = RegisteredFd::new(&mut shared, moved);
-        theirs.close_locked(&mut shared);
+        let mut fds = registry::fds();
+        let moved = RegisteredFd::new(&mut fds, moved);
+        theirs.close_locked(&mut fds);
         moved
     } else {
         theirs

@@ -5,6 +5,7 @@
 use std::io::{self, Write};
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, AsRawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use nix::fcntl::{FcntlArg, OFlag};
 use nix::unistd::ForkResult;
@@ -139,6 +140,39 @@ where
     }
 }
 
+/// Fork-mode starts in progress in this process, from before one takes
+/// the stdout lock until it has released it.
+static FORKING: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether a fork-mode start holds (or is about to take) the stdout lock.
+/// Exec and pool calls then skip their flush of stdout, which would wait
+/// for the whole fork: the fork flushes what was printed before it.
+pub(crate) fn in_progress() -> bool {
+    FORKING.load(Ordering::Acquire) > 0
+}
+
+/// Counts one start in [`FORKING`] while it lives.
+struct Forking;
+
+impl Forking {
+    fn start() -> Self {
+        FORKING.fetch_add(1, Ordering::AcqRel);
+        Forking
+    }
+
+    /// In the child just forked: no fork of this process is in progress.
+    fn in_child(self) {
+        FORKING.store(0, Ordering::Release);
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Forking {
+    fn drop(&mut self) {
+        FORKING.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Forks the child. Returns it and the read end of its result pipe.
 fn spawn<R, F>(
     kill: bool,
@@ -150,7 +184,8 @@ where
     R: Serialize,
 {
     child::ensure_panic_hook();
-    // Lock order: stdout, stderr, rwt's poller, then rwt's registry (a caller that holds
+    let forking = Forking::start();
+    // Lock order: stdout, stderr, rwt's poller, then rwt's descriptor list (a caller that holds
     // the stdout lock while calling us must not deadlock with another
     // caller). Holding the stdio locks across fork means the child never
     // inherits them locked by a thread that does not exist there; flushing
@@ -161,9 +196,9 @@ where
     let stderr = io::stderr();
     let err = stderr.lock();
     let poller = crate::waiter::lock_for_fork();
-    let mut shared = registry::lock();
+    let mut fds = registry::fds();
     let (read, write) = registry::pair_above_stdio(nix::unistd::pipe2(OFlag::O_CLOEXEC)?)?;
-    let read = RegisteredFd::new(&mut shared, read);
+    let read = RegisteredFd::new(&mut fds, read);
     // The write end is not registered: it lives in this process only
     // while this thread holds the lock (it is closed before the lock goes),
     // so no other fork of rwt's can inherit it, and the parent writes no
@@ -175,9 +210,12 @@ where
     // (released below, by the only thread it has, the one that took them).
     match unsafe { nix::unistd::fork() } {
         Ok(ForkResult::Child) => {
-            // Every registered descriptor is closed in the child.
-            let close = shared.reset_in_child();
-            drop(shared);
+            // Every registered descriptor is closed in the child, and the
+            // rest of rwt's state starts afresh.
+            let close = fds.reset_in_child();
+            drop(fds);
+            registry::fresh_in_child();
+            forking.in_child();
             drop(poller);
             drop(err);
             drop(out);
@@ -201,7 +239,7 @@ where
             // that it can be compared with the child's.
             let child = Child::adopt_holding(pid, write.as_fd(), write.as_raw_fd());
             drop(write);
-            drop(shared);
+            drop(fds);
             drop(poller);
             drop(err);
             drop(out);
@@ -219,7 +257,7 @@ where
         }
         Err(e) => {
             drop(write);
-            drop(shared);
+            drop(fds);
             drop(poller);
             drop(err);
             drop(out);

@@ -264,7 +264,11 @@ pub mod __private {
         // What the caller printed so far goes out before anything the child
         // prints (they share the terminal or pipe); the caller prints
         // nothing more until the call returns, so once per call is enough.
-        let _ = std::io::Write::flush(&mut std::io::stdout());
+        // Not while another thread forks: it holds the stdout lock for the
+        // whole fork, and has flushed what was printed before it.
+        if !crate::fork::in_progress() {
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+        }
         let id = registered.id();
         let mut retry = crate::run::Retry::new(options, function)?;
         loop {

@@ -39,18 +39,6 @@ impl State {
         }
     }
 
-    /// In a child rwt forked: no reaper thread exists here. Drops the
-    /// parent's pending children (closing their pidfds). The wake-up pipe is
-    /// registered, so the caller closes it with the other registered fds.
-    pub(crate) fn reset_in_child(&mut self) {
-        self.pending.clear();
-        if let Some(w) = self.wake.take() {
-            std::mem::forget(w);
-        }
-        self.wake_read = None;
-        self.running = false;
-    }
-
     /// In a child made by the user's own `fork()`: forget, close nothing.
     pub(crate) fn forget(&mut self) {
         for child in self.pending.drain(..) {
@@ -75,33 +63,50 @@ pub(crate) fn adopt(child: Child) {
         }
         return;
     }
-    let pipe = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK);
-    let Ok((read, write)) = pipe.and_then(crate::registry::pair_above_stdio) else {
-        // Out of descriptors: the child stays pending and the next adopt
-        // tries again.
-        return;
-    };
-    shared.register(read.as_raw_fd());
-    shared.register(write.as_raw_fd());
-    shared.reaper.wake_read = Some(read.as_raw_fd());
-    shared.reaper.wake = Some(write);
+    // This thread starts it. The pipe is made and registered without the
+    // state's lock held: registering takes the descriptor list's lock,
+    // which a fork in progress holds. Meanwhile other adopters see it
+    // running and leave their children pending; the thread takes them all
+    // when it starts.
     shared.reaper.running = true;
     drop(shared);
+    let pipe = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK);
+    let Ok((read, write)) = pipe.and_then(crate::registry::pair_above_stdio) else {
+        // Out of descriptors: the children stay pending and the next adopt
+        // tries again.
+        registry::lock().reaper.running = false;
+        return;
+    };
+    {
+        let mut fds = registry::fds();
+        fds.register(read.as_raw_fd());
+        fds.register(write.as_raw_fd());
+    }
+    {
+        let mut shared = registry::lock();
+        shared.reaper.wake_read = Some(read.as_raw_fd());
+        shared.reaper.wake = Some(write);
+    }
     let spawned = std::thread::Builder::new()
         .name("rwt-reaper".into())
         .spawn(move || run(read));
     if let Err(e) = spawned {
         tracing::debug!(target: "rwt", error = %e, "could not start the reaper thread");
-        let mut shared = registry::lock();
-        shared.reaper.running = false;
-        if let Some(w) = shared.reaper.wake.take() {
-            shared.unregister(w.as_raw_fd());
+        let (wake, wake_read) = {
+            let mut shared = registry::lock();
+            shared.reaper.running = false;
+            (shared.reaper.wake.take(), shared.reaper.wake_read.take())
+        };
+        // Unregistered before it is closed, so no fork sees a number that
+        // has been reused. `read` was moved into the closure that failed to
+        // start and is dropped (closed) with it.
+        let mut fds = registry::fds();
+        if let Some(w) = wake {
+            fds.unregister(w.as_raw_fd());
         }
-        if let Some(r) = shared.reaper.wake_read.take() {
-            shared.unregister(r);
+        if let Some(r) = wake_read {
+            fds.unregister(r);
         }
-        // `read` was moved into the closure that failed to start and is
-        // dropped (closed) with it.
     }
 }
 
@@ -109,19 +114,26 @@ fn run(wake: OwnedFd) {
     let mut children: Vec<Child> = Vec::new();
     let mut buf = [0u8; 64];
     loop {
-        {
+        let done = {
             let mut shared = registry::lock();
             children.append(&mut shared.reaper.pending);
             if children.is_empty() {
                 shared.reaper.running = false;
-                if let Some(w) = shared.reaper.wake.take() {
-                    shared.unregister(w.as_raw_fd());
-                }
-                shared.unregister(wake.as_raw_fd());
                 shared.reaper.wake_read = None;
-                drop(wake);
-                return;
+                Some(shared.reaper.wake.take())
+            } else {
+                None
             }
+        };
+        if let Some(write) = done {
+            // Unregistered, then closed, under the descriptor list's lock.
+            let mut fds = registry::fds();
+            if let Some(w) = write {
+                fds.unregister(w.as_raw_fd());
+            }
+            fds.unregister(wake.as_raw_fd());
+            drop(wake);
+            return;
         }
         let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(children.len() + 1);
         fds.push(PollFd::new(wake.as_fd(), PollFlags::POLLIN));

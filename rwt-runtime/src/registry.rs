@@ -1,26 +1,33 @@
-//! rwt's process-wide state, behind the one lock that is held across
-//! `fork()`.
+//! rwt's process-wide state, behind two locks: the list of rwt's own
+//! descriptors, the one lock held across `fork()`, and everything else.
 //!
-//! Holding it across `fork` (the pthread_atfork "prepare" idiom) means the
-//! child's copy is consistent and unlocked, and lets the child close the
+//! Holding the descriptor list across `fork` (the pthread_atfork "prepare"
+//! idiom) means the child's copy is complete, and lets the child close the
 //! pipes of other calls that were in flight in the caller: a call's pipe
 //! exists only while registered here, so no child can inherit it unseen.
+//! The rest of the state (the pool's idle workers, the reaper, the cancel
+//! epoch, the spawner threads) is not held across `fork`, so calls that
+//! need only it (a pool call, a `kill_all`) never wait for another call's
+//! fork of a large caller. A child rwt forks does not read the parent's
+//! copy of it, which another thread may have held mid-update: it starts a
+//! fresh one ([`fresh_in_child`]).
 //!
-//! Never emit a tracing event or touch stdout/stderr while holding this
-//! lock: `fork` takes the stdout and stderr locks *before* this one.
+//! Lock order: stdout, stderr, rwt's poller, the state, the descriptor
+//! list. Never emit a tracing event or touch stdout/stderr while holding
+//! either lock: `fork` takes the stdout and stderr locks *before* them.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::reaper;
 
-/// Everything rwt shares between threads of one process.
+/// Everything rwt shares between threads of one process, but its
+/// descriptors.
 pub(crate) struct Shared {
     /// The process this state belongs to. A child made by a plain `fork()`
     /// of the user's (not rwt's) has a copy that is not its own.
     owner: u32,
-    /// rwt's own pipe descriptors, closed in every child rwt forks.
-    fds: Vec<RawFd>,
     /// The orphan reaper's state.
     pub(crate) reaper: reaper::State,
     /// The cancel epoch of `kill_all`.
@@ -28,32 +35,72 @@ pub(crate) struct Shared {
     /// Pool mode's idle workers and thread.
     #[cfg(target_os = "linux")]
     pub(crate) pool: crate::pool::State,
-    /// The thread that starts the children of async calls.
+    /// The threads that start the children of async calls.
     pub(crate) spawner: crate::spawner::State,
 }
 
-static SHARED: Mutex<Shared> = Mutex::new(Shared {
-    owner: 0,
-    fds: Vec::new(),
-    reaper: reaper::State::new(),
-    cancel: crate::cancel::State::new(),
-    #[cfg(target_os = "linux")]
-    pool: crate::pool::State::new(),
-    spawner: crate::spawner::State::new(),
-});
+impl Shared {
+    const fn new() -> Self {
+        Shared {
+            owner: 0,
+            reaper: reaper::State::new(),
+            cancel: crate::cancel::State::new(),
+            #[cfg(target_os = "linux")]
+            pool: crate::pool::State::new(),
+            spawner: crate::spawner::State::new(),
+        }
+    }
+
+    /// In a child made by the user's own `fork()`: forget the parent's
+    /// threads, workers and children, without closing anything (the
+    /// numbers may have been reused).
+    fn forget(&mut self) {
+        self.reaper.forget();
+        self.cancel.forget();
+        #[cfg(target_os = "linux")]
+        self.pool.forget();
+        self.spawner.forget();
+    }
+}
+
+/// The process's state. Only ever a `Mutex` leaked for good: a child rwt
+/// forks gets a new one, and the old one stays where it was.
+static SHARED: AtomicPtr<Mutex<Shared>> = AtomicPtr::new(std::ptr::null_mut());
+
+/// The state's lock, made on first use.
+fn shared() -> &'static Mutex<Shared> {
+    let mut current = SHARED.load(Ordering::Acquire);
+    if current.is_null() {
+        let fresh = Box::into_raw(Box::new(Mutex::new(Shared::new())));
+        current = match SHARED.compare_exchange(
+            std::ptr::null_mut(),
+            fresh,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => fresh,
+            Err(theirs) => {
+                // SAFETY: `fresh` came from Box::into_raw just above and
+                // was never shared.
+                drop(unsafe { Box::from_raw(fresh) });
+                theirs
+            }
+        };
+    }
+    // SAFETY: every pointer stored in SHARED comes from Box::into_raw and is
+    // never freed, so it is valid for the rest of the process.
+    unsafe { &*current }
+}
 
 /// Locks the shared state. A panic while it was held does not poison it for
 /// good: every update below leaves it consistent.
 pub(crate) fn lock() -> MutexGuard<'static, Shared> {
-    let mut shared = SHARED
+    let mut shared = shared()
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let me = std::process::id();
     if shared.owner != me {
         if shared.owner != 0 {
-            // A copy inherited through the user's own fork(): its reaper
-            // thread and descriptors belong to the parent. Forget them
-            // without closing anything (the numbers may have been reused).
             shared.forget();
         }
         shared.owner = me;
@@ -61,8 +108,8 @@ pub(crate) fn lock() -> MutexGuard<'static, Shared> {
     shared
 }
 
-/// Waits on `condvar` with the lock, as [`Condvar::wait`] does, and with
-/// [`lock`]'s care for poisoning.
+/// Waits on `condvar` with the state's lock, as [`Condvar::wait`] does, and
+/// with [`lock`]'s care for poisoning.
 ///
 /// [`Condvar::wait`]: std::sync::Condvar::wait
 pub(crate) fn wait(
@@ -74,37 +121,59 @@ pub(crate) fn wait(
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-impl Shared {
+/// In a child rwt just forked, before anything else: a new, empty state.
+/// The parent's copy is left untouched (another thread may have held its
+/// lock at the fork, and that thread does not exist here); what it held
+/// (idle workers' channels, the reaper's pipe) is closed with the
+/// registered descriptors.
+pub(crate) fn fresh_in_child() {
+    let fresh = Box::into_raw(Box::new(Mutex::new(Shared::new())));
+    SHARED.store(fresh, Ordering::Release);
+}
+
+/// rwt's own descriptors, closed in every child rwt forks.
+pub(crate) struct Fds {
+    /// As [`Shared`]'s owner.
+    owner: u32,
+    list: Vec<RawFd>,
+}
+
+static FDS: Mutex<Fds> = Mutex::new(Fds {
+    owner: 0,
+    list: Vec::new(),
+});
+
+/// Locks the descriptor list (held across `fork`: see the module docs).
+pub(crate) fn fds() -> MutexGuard<'static, Fds> {
+    let mut fds = FDS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let me = std::process::id();
+    if fds.owner != me {
+        // A copy inherited through the user's own fork(): the numbers are
+        // the parent's, and may have been reused. Forget them.
+        fds.list.clear();
+        fds.owner = me;
+    }
+    fds
+}
+
+impl Fds {
     pub(crate) fn register(&mut self, fd: RawFd) {
-        self.fds.push(fd);
+        self.list.push(fd);
     }
 
     pub(crate) fn unregister(&mut self, fd: RawFd) {
-        if let Some(i) = self.fds.iter().position(|&f| f == fd) {
-            self.fds.swap_remove(i);
+        if let Some(i) = self.list.iter().position(|&f| f == fd) {
+            self.list.swap_remove(i);
         }
     }
 
-    /// In a child rwt just forked (lock still held from the parent): drop
-    /// the parent's state and return the descriptors to close.
+    /// In a child rwt just forked (lock still held from the parent): the
+    /// descriptors to close.
     pub(crate) fn reset_in_child(&mut self) -> Vec<RawFd> {
-        let close = std::mem::take(&mut self.fds);
-        self.reaper.reset_in_child();
-        self.cancel.forget();
-        #[cfg(target_os = "linux")]
-        self.pool.forget();
-        self.spawner.forget();
         self.owner = std::process::id();
-        close
-    }
-
-    fn forget(&mut self) {
-        self.fds.clear();
-        self.reaper.forget();
-        self.cancel.forget();
-        #[cfg(target_os = "linux")]
-        self.pool.forget();
-        self.spawner.forget();
+        std::mem::take(&mut self.list)
     }
 }
 
@@ -134,9 +203,10 @@ pub(crate) fn pair_above_stdio((a, b): (OwnedFd, OwnedFd)) -> nix::Result<(Owned
 pub(crate) struct RegisteredFd(Option<OwnedFd>);
 
 impl RegisteredFd {
-    /// Registers `fd`; the caller holds the lock (and made `fd` under it).
-    pub(crate) fn new(shared: &mut Shared, fd: OwnedFd) -> Self {
-        shared.register(fd.as_raw_fd());
+    /// Registers `fd`; the caller holds the list's lock (and made `fd`
+    /// under it).
+    pub(crate) fn new(fds: &mut Fds, fd: OwnedFd) -> Self {
+        fds.register(fd.as_raw_fd());
         RegisteredFd(Some(fd))
     }
 
@@ -147,9 +217,9 @@ impl RegisteredFd {
     }
 
     /// Unregisters and closes it under a lock the caller already holds.
-    pub(crate) fn close_locked(mut self, shared: &mut Shared) {
+    pub(crate) fn close_locked(mut self, fds: &mut Fds) {
         if let Some(fd) = self.0.take() {
-            shared.unregister(fd.as_raw_fd());
+            fds.unregister(fd.as_raw_fd());
         }
     }
 }
@@ -157,9 +227,38 @@ impl RegisteredFd {
 impl Drop for RegisteredFd {
     fn drop(&mut self) {
         if let Some(fd) = self.0.take() {
-            let mut shared = lock();
-            shared.unregister(fd.as_raw_fd());
+            let mut fds = fds();
+            fds.unregister(fd.as_raw_fd());
             drop(fd);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// M4: what a fork holds (the descriptor list) is not what a pool call,
+    /// a `kill_all` or the reaper needs: while it is held, they go on.
+    #[test]
+    fn the_state_is_free_while_the_descriptor_list_is_held() {
+        // The epoch exists before the list is held (making it registers
+        // descriptors).
+        assert!(crate::cancel::current().is_some());
+        let held = super::fds();
+        let (tx, rx) = mpsc::channel();
+        let other = std::thread::spawn(move || {
+            let epoch = crate::cancel::current().is_some();
+            let spawners = super::lock().spawner.idle_count();
+            let _ = tx.send((epoch, spawners));
+        });
+        let outcome = rx.recv_timeout(Duration::from_secs(20));
+        drop(held);
+        other.join().unwrap();
+        assert!(
+            matches!(outcome, Ok((true, _))),
+            "the state waited for the descriptor list: {outcome:?}"
+        );
     }
 }

@@ -52,6 +52,12 @@ impl State {
         }
     }
 
+    /// Spawner threads that are free now.
+    #[cfg(test)]
+    pub(crate) fn idle_count(&self) -> usize {
+        self.idle.len()
+    }
+
     /// In a child process: the threads are the parent's, and do not exist
     /// here. New ones start on first use.
     pub(crate) fn forget(&mut self) {

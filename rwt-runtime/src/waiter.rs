@@ -150,10 +150,10 @@ async fn tokio_wait(
         None => None,
     };
     let (timer, cancel_copy) = {
-        let mut shared = registry::lock();
+        let mut fds = registry::fds();
         (
-            RegisteredFd::new(&mut shared, timer),
-            cancel_copy.map(|fd| RegisteredFd::new(&mut shared, fd)),
+            RegisteredFd::new(&mut fds, timer),
+            cancel_copy.map(|fd| RegisteredFd::new(&mut fds, fd)),
         )
     };
     let channel = match channel {
@@ -354,10 +354,10 @@ fn start_poller(p: &mut Poller) -> bool {
         return false;
     };
     let (read, write) = {
-        let mut shared = registry::lock();
+        let mut fds = registry::fds();
         (
-            RegisteredFd::new(&mut shared, read),
-            RegisteredFd::new(&mut shared, write),
+            RegisteredFd::new(&mut fds, read),
+            RegisteredFd::new(&mut fds, write),
         )
     };
     let started = std::thread::Builder::new()

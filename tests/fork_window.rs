@@ -1,0 +1,134 @@
+//! No call waits for another call's fork. Here a fork-mode start is held,
+//! deterministically, at its first step: it takes the stdout lock (so that
+//! no child inherits it locked) and this test holds that lock. (In real
+//! programs the held start is a fork of a large caller, which the kernel
+//! takes tens of milliseconds to copy.) Meanwhile async exec-mode calls,
+//! whose children are started on rwt's spawner threads too, and sync exec-
+//! and pool-mode calls must start, run and return. Alone in its binary: the
+//! spawner threads and the stdout lock are process-wide.
+
+use std::future::Future;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+#[rwt::timeout(secs = 30.0)]
+async fn forked() -> u8 {
+    1
+}
+
+#[rwt::timeout(secs = 30.0, mode = "exec")]
+async fn execed_async() -> u8 {
+    7
+}
+
+#[rwt::timeout(secs = 30.0, mode = "exec")]
+fn execed() -> u8 {
+    8
+}
+
+#[rwt::timeout(secs = 30.0, mode = "pool")]
+fn pooled() -> u8 {
+    9
+}
+
+struct Unpark(std::thread::Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+fn block_on<F: Future>(fut: F) -> F::Output {
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
+
+/// The futex address each thread named `name` is blocked on.
+fn futexes_of(name: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let syscall = std::fs::read_to_string(task.path().join("syscall")).unwrap_or_default();
+        let mut fields = syscall.split_whitespace();
+        if fields.next() == Some(nix::libc::SYS_futex.to_string().as_str()) {
+            found.extend(fields.next().map(str::to_owned));
+        }
+    }
+    found
+}
+
+fn wait_for<T>(what: &str, mut found: impl FnMut() -> Option<T>) -> T {
+    let give_up = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = found() {
+            return v;
+        }
+        assert!(Instant::now() < give_up, "{what} never happened");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn calls_go_on_while_a_fork_mode_start_is_held() {
+    // Started before the stdout lock is taken (they flush stdout when they
+    // start, and the pool's first worker is started on its own thread).
+    assert_eq!(pooled().unwrap(), 9);
+    let stdout = std::io::stdout();
+    let held = stdout.lock();
+    // A thread of ours waits for the same lock: its futex address is the
+    // stdout lock's.
+    let prober = std::thread::Builder::new()
+        .name("stdout-prober".into())
+        .spawn(|| drop(std::io::stdout().lock()))
+        .unwrap();
+    let stdout_futex = wait_for("the prober waiting for stdout", || {
+        futexes_of("stdout-prober").pop()
+    });
+    let first = std::thread::spawn(|| block_on(forked()));
+    // The fork-mode start waits for the stdout lock on a spawner thread.
+    wait_for("the fork-mode start waiting for stdout", || {
+        futexes_of("rwt-spawner")
+            .contains(&stdout_futex)
+            .then_some(())
+    });
+
+    let (tx, rx) = mpsc::channel();
+    let calls = std::thread::spawn(move || {
+        let _ = tx.send(("exec, async", block_on(execed_async()).ok()));
+        let _ = tx.send(("exec", execed().ok()));
+        let _ = tx.send(("pool", pooled().ok()));
+    });
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(_) => break,
+        }
+    }
+    drop(held);
+    assert_eq!(first.join().unwrap().unwrap(), 1);
+    let _ = calls.join();
+    let _ = prober.join();
+    assert_eq!(
+        outcomes,
+        [
+            ("exec, async", Some(7)),
+            ("exec", Some(8)),
+            ("pool", Some(9))
+        ],
+        "the calls after the last one listed waited behind the held fork"
+    );
+}
