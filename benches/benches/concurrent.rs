@@ -8,6 +8,10 @@
 //! children are started by rwt's spawner threads, not by the calling
 //! thread, so they also show whether calls queue there.
 //!
+//! Last, the review's mixed case: one thread loops fork-mode calls of the
+//! large caller while another makes pool calls of a body that returns at
+//! once; the pool calls' latencies show whether they wait for the forks.
+//!
 //! `cargo bench --manifest-path benches/Cargo.toml --bench concurrent`
 
 use std::future::Future;
@@ -71,6 +75,52 @@ fn pool_async() -> Result<u8, rwt::Error> {
     block_on(pool_sleeps_async())
 }
 
+#[timeout(secs = 5.0)]
+fn fork_quick() -> u8 {
+    1
+}
+
+#[timeout(secs = 0.05, mode = "pool")]
+fn pool_quick() -> u8 {
+    2
+}
+
+/// Latencies of `CALLS` pool calls made while another thread loops
+/// fork-mode calls (`forking`) or does nothing.
+fn pool_beside_forks(forking: bool) -> Vec<Duration> {
+    const CALLS: usize = 300;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let forker = forking.then(|| {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut forks = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                assert_eq!(fork_quick().unwrap(), 1);
+                forks += 1;
+            }
+            forks
+        })
+    });
+    assert_eq!(pool_quick().unwrap(), 2);
+    let mut all: Vec<Duration> = (0..CALLS)
+        .map(|_| {
+            let t = Instant::now();
+            assert_eq!(pool_quick().unwrap(), 2);
+            let took = t.elapsed();
+            // Spread over the forks, not bunched between two of them.
+            std::thread::sleep(Duration::from_millis(1));
+            took
+        })
+        .collect();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(f) = forker {
+        let forks = f.join().unwrap();
+        assert!(forks > 0);
+    }
+    all.sort();
+    all
+}
+
 const ASYNC_SLEEPERS: [(&str, common::Sleeper); 3] = [
     ("fork, async", fork_async),
     ("exec, async", exec_async),
@@ -120,6 +170,22 @@ fn main() {
         let at = |q: usize| v[(v.len() - 1) * q / 100];
         println!(
             "| {mode} | {:.1?} | {:.1?} | {:.1?} | {:.1?} |",
+            at(50),
+            at(90),
+            at(99),
+            v[v.len() - 1]
+        );
+    }
+    println!(
+        "\npool calls (a body that returns at once) while another thread loops \
+         fork-mode calls of the same 1 GiB caller; latency of each call"
+    );
+    println!("| beside | p50 | p90 | p99 | max |\n|---|---|---|---|---|");
+    for (beside, forking) in [("nothing", false), ("fork-mode calls", true)] {
+        let v = pool_beside_forks(forking);
+        let at = |q: usize| v[(v.len() - 1) * q / 100];
+        println!(
+            "| {beside} | {:.1?} | {:.1?} | {:.1?} | {:.1?} |",
             at(50),
             at(90),
             at(99),
