@@ -1,11 +1,12 @@
 //! No call waits for another call's fork. Here a fork-mode start is held,
-//! deterministically, at its first step: it takes the stdout lock (so that
-//! no child inherits it locked) and this test holds that lock. (In real
-//! programs the held start is a fork of a large caller, which the kernel
-//! takes tens of milliseconds to copy.) Meanwhile async exec-mode calls,
-//! whose children are started on rwt's spawner threads too, and sync exec-
-//! and pool-mode calls must start, run and return. Alone in its binary: the
-//! spawner threads and the stdout lock are process-wide.
+//! deterministically, with the stdout lock in hand: it takes stdout's lock
+//! and then stderr's (so that no child inherits them locked), and this test
+//! holds stderr's. (In real programs the held start is a fork of a large
+//! caller, which the kernel takes tens of milliseconds to copy.) Meanwhile
+//! async exec-mode calls, whose children are started on rwt's spawner
+//! threads too, and sync exec- and pool-mode calls must start, run and
+//! return. Alone in its binary: the spawner threads and the stdio locks are
+//! process-wide.
 
 use std::future::Future;
 use std::sync::mpsc;
@@ -83,25 +84,25 @@ fn wait_for<T>(what: &str, mut found: impl FnMut() -> Option<T>) -> T {
 
 #[test]
 fn calls_go_on_while_a_fork_mode_start_is_held() {
-    // Started before the stdout lock is taken (they flush stdout when they
-    // start, and the pool's first worker is started on its own thread).
+    // The pool's first worker is started before the fork is held.
     assert_eq!(pooled().unwrap(), 9);
-    let stdout = std::io::stdout();
-    let held = stdout.lock();
+    let stderr = std::io::stderr();
+    let held = stderr.lock();
     // A thread of ours waits for the same lock: its futex address is the
-    // stdout lock's.
+    // stderr lock's.
     let prober = std::thread::Builder::new()
-        .name("stdout-prober".into())
-        .spawn(|| drop(std::io::stdout().lock()))
+        .name("stderr-prober".into())
+        .spawn(|| drop(std::io::stderr().lock()))
         .unwrap();
-    let stdout_futex = wait_for("the prober waiting for stdout", || {
-        futexes_of("stdout-prober").pop()
+    let stderr_futex = wait_for("the prober waiting for stderr", || {
+        futexes_of("stderr-prober").pop()
     });
     let first = std::thread::spawn(|| block_on(forked()));
-    // The fork-mode start waits for the stdout lock on a spawner thread.
-    wait_for("the fork-mode start waiting for stdout", || {
+    // The fork-mode start, on a spawner thread, holds stdout's lock and
+    // waits for stderr's.
+    wait_for("the fork-mode start waiting for stderr", || {
         futexes_of("rwt-spawner")
-            .contains(&stdout_futex)
+            .contains(&stderr_futex)
             .then_some(())
     });
 

@@ -53,10 +53,12 @@ impl State {
 }
 
 fn new_epoch() -> Option<Arc<Epoch>> {
+    // Made and registered under the descriptor list's lock, so no fork
+    // sees it unregistered.
+    let mut fds = registry::fds();
     let (read, write): (OwnedFd, OwnedFd) =
         registry::pair_above_stdio(nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).ok()?)
             .ok()?;
-    let mut fds = registry::fds();
     Some(Arc::new(Epoch {
         read: RegisteredFd::new(&mut fds, read),
         write: RegisteredFd::new(&mut fds, write),
@@ -105,8 +107,9 @@ pub(crate) fn current() -> Option<Arc<Epoch>> {
 /// assert!(matches!(call.join().unwrap(), Err(Error::Cancelled { .. })));
 /// ```
 pub fn kill_all() {
-    let fresh = new_epoch();
-    let old = std::mem::replace(&mut registry::lock().cancel.current, fresh);
+    // The next call makes a fresh epoch (`current`); this one does not wait
+    // to make it (registering it may wait for a fork in progress).
+    let old = registry::lock().cancel.current.take();
     if let Some(old) = old {
         tracing::debug!(target: "rwt", "kill_all: cancelling the calls in flight");
         let _ = nix::unistd::write(old.write.fd(), &[1]);

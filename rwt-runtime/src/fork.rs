@@ -5,7 +5,6 @@
 use std::io::{self, Write};
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use nix::fcntl::{FcntlArg, OFlag};
 use nix::unistd::ForkResult;
@@ -140,39 +139,6 @@ where
     }
 }
 
-/// Fork-mode starts in progress in this process, from before one takes
-/// the stdout lock until it has released it.
-static FORKING: AtomicUsize = AtomicUsize::new(0);
-
-/// Whether a fork-mode start holds (or is about to take) the stdout lock.
-/// Exec and pool calls then skip their flush of stdout, which would wait
-/// for the whole fork: the fork flushes what was printed before it.
-pub(crate) fn in_progress() -> bool {
-    FORKING.load(Ordering::Acquire) > 0
-}
-
-/// Counts one start in [`FORKING`] while it lives.
-struct Forking;
-
-impl Forking {
-    fn start() -> Self {
-        FORKING.fetch_add(1, Ordering::AcqRel);
-        Forking
-    }
-
-    /// In the child just forked: no fork of this process is in progress.
-    fn in_child(self) {
-        FORKING.store(0, Ordering::Release);
-        std::mem::forget(self);
-    }
-}
-
-impl Drop for Forking {
-    fn drop(&mut self) {
-        FORKING.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// Forks the child. Returns it and the read end of its result pipe.
 fn spawn<R, F>(
     kill: bool,
@@ -184,7 +150,6 @@ where
     R: Serialize,
 {
     child::ensure_panic_hook();
-    let forking = Forking::start();
     // Lock order: stdout, stderr, rwt's poller, then rwt's descriptor list (a caller that holds
     // the stdout lock while calling us must not deadlock with another
     // caller). Holding the stdio locks across fork means the child never
@@ -193,6 +158,7 @@ where
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let _ = out.flush();
+    let forking = registry::Forking::start();
     let stderr = io::stderr();
     let err = stderr.lock();
     let poller = crate::waiter::lock_for_fork();
@@ -239,9 +205,11 @@ where
             // that it can be compared with the child's.
             let child = Child::adopt_holding(pid, write.as_fd(), write.as_raw_fd());
             drop(write);
+            fds.close_deferred();
             drop(fds);
             drop(poller);
             drop(err);
+            drop(forking);
             drop(out);
             // Whichever of parent and child runs first puts the child in
             // its own group, so a group kill never misses it.
@@ -257,9 +225,11 @@ where
         }
         Err(e) => {
             drop(write);
+            fds.close_deferred();
             drop(fds);
             drop(poller);
             drop(err);
+            drop(forking);
             drop(out);
             drop(read);
             Err(e.into())

@@ -266,7 +266,7 @@ pub mod __private {
         // nothing more until the call returns, so once per call is enough.
         // Not while another thread forks: it holds the stdout lock for the
         // whole fork, and has flushed what was printed before it.
-        if !crate::fork::in_progress() {
+        if !crate::registry::forking() {
             let _ = std::io::Write::flush(&mut std::io::stdout());
         }
         let id = registered.id();

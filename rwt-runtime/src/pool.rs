@@ -17,6 +17,7 @@
 //!   started before it answers: nothing a call started outlives the call.
 
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -69,13 +70,20 @@ impl State {
 
     fn max_idle(&self) -> usize {
         // available_parallelism reads cgroup files: once per process, not
-        // under the lock on every give_back.
-        static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-        self.max_idle.unwrap_or_else(|| {
-            *CPUS.get_or_init(|| {
-                std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
+        // under the lock on every give_back. An atomic, not a OnceLock: a
+        // fork while another thread initialises a OnceLock leaves the
+        // child's copy initialising for ever. Threads that race both
+        // compute it; the answers agree.
+        static CPUS: AtomicUsize = AtomicUsize::new(0);
+        self.max_idle
+            .unwrap_or_else(|| match CPUS.load(Ordering::Relaxed) {
+                0 => {
+                    let n = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+                    CPUS.store(n, Ordering::Relaxed);
+                    n
+                }
+                n => n,
             })
-        })
     }
 
     /// In a child rwt forked (or a child of the user's own `fork()`): the

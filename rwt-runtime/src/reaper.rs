@@ -70,18 +70,28 @@ pub(crate) fn adopt(child: Child) {
     // when it starts.
     shared.reaper.running = true;
     drop(shared);
-    let pipe = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK);
-    let Ok((read, write)) = pipe.and_then(crate::registry::pair_above_stdio) else {
+    // Made and registered under the descriptor list's lock, so no fork
+    // sees it unregistered.
+    let made = {
+        let mut fds = registry::fds();
+        let pipe = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK);
+        pipe.and_then(crate::registry::pair_above_stdio)
+            .map(|(read, write)| {
+                fds.register(read.as_raw_fd());
+                fds.register(write.as_raw_fd());
+                (read, write)
+            })
+    };
+    let Ok((read, write)) = made else {
         // Out of descriptors: the children stay pending and the next adopt
         // tries again.
         registry::lock().reaper.running = false;
         return;
     };
-    {
-        let mut fds = registry::fds();
-        fds.register(read.as_raw_fd());
-        fds.register(write.as_raw_fd());
-    }
+    // Shared with the thread, so that if it cannot start, `read` is still
+    // here to be unregistered before it is closed.
+    let read = std::sync::Arc::new(read);
+    let theirs = std::sync::Arc::clone(&read);
     {
         let mut shared = registry::lock();
         shared.reaper.wake_read = Some(read.as_raw_fd());
@@ -89,7 +99,7 @@ pub(crate) fn adopt(child: Child) {
     }
     let spawned = std::thread::Builder::new()
         .name("rwt-reaper".into())
-        .spawn(move || run(read));
+        .spawn(move || run(theirs));
     if let Err(e) = spawned {
         tracing::debug!(target: "rwt", error = %e, "could not start the reaper thread");
         let (wake, wake_read) = {
@@ -97,9 +107,8 @@ pub(crate) fn adopt(child: Child) {
             shared.reaper.running = false;
             (shared.reaper.wake.take(), shared.reaper.wake_read.take())
         };
-        // Unregistered before it is closed, so no fork sees a number that
-        // has been reused. `read` was moved into the closure that failed to
-        // start and is dropped (closed) with it.
+        // Unregistered before they are closed, so no fork sees a number
+        // that has been reused.
         let mut fds = registry::fds();
         if let Some(w) = wake {
             fds.unregister(w.as_raw_fd());
@@ -107,10 +116,13 @@ pub(crate) fn adopt(child: Child) {
         if let Some(r) = wake_read {
             fds.unregister(r);
         }
+        drop(read);
     }
 }
 
-fn run(wake: OwnedFd) {
+/// The reaper thread. `wake` may be shared, for a moment, with the
+/// `adopt` that started it.
+fn run(wake: std::sync::Arc<OwnedFd>) {
     let mut children: Vec<Child> = Vec::new();
     let mut buf = [0u8; 64];
     loop {

@@ -17,7 +17,7 @@
 //! either lock: `fork` takes the stdout and stderr locks *before* them.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::reaper;
@@ -131,6 +131,56 @@ pub(crate) fn fresh_in_child() {
     SHARED.store(fresh, Ordering::Release);
 }
 
+/// Fork-mode starts in progress in this process, from when one holds the
+/// stdout lock (and has flushed it) until it lets it go.
+static FORKING: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether a fork-mode start holds the stdout lock and will soon hold (or
+/// holds) the descriptor list's across `fork`. Exec and pool calls then
+/// skip their flush of stdout (the fork flushed what was printed before
+/// it), and descriptors dropped meanwhile are closed after it.
+pub(crate) fn forking() -> bool {
+    FORKING.load(Ordering::Acquire) > 0
+}
+
+/// Counts one fork-mode start in [`forking`] while it lives.
+pub(crate) struct Forking(());
+
+impl Forking {
+    /// Call with the stdout lock held, after flushing it.
+    pub(crate) fn start() -> Self {
+        FORKING.fetch_add(1, Ordering::AcqRel);
+        Forking(())
+    }
+
+    /// In the child just forked: no fork of this process is in progress.
+    pub(crate) fn in_child(self) {
+        FORKING.store(0, Ordering::Release);
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Forking {
+    fn drop(&mut self) {
+        FORKING.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Registered descriptors dropped while a fork held the list: still
+/// registered (so a fork child closes them), closed by the next holder of
+/// the list. Only ever `try_lock`ed, so a copy locked by a thread that a
+/// fork left behind is never waited for.
+static DEFERRED: Mutex<Vec<OwnedFd>> = Mutex::new(Vec::new());
+
+/// In a child rwt forked, or made by the user's own `fork()`: the deferred
+/// descriptors are the parent's (closed, in an rwt child, with the
+/// registered ones). Forget them.
+fn forget_deferred() {
+    if let Ok(mut later) = DEFERRED.try_lock() {
+        std::mem::forget(std::mem::take(&mut *later));
+    }
+}
+
 /// rwt's own descriptors, closed in every child rwt forks.
 pub(crate) struct Fds {
     /// As [`Shared`]'s owner.
@@ -153,8 +203,10 @@ pub(crate) fn fds() -> MutexGuard<'static, Fds> {
         // A copy inherited through the user's own fork(): the numbers are
         // the parent's, and may have been reused. Forget them.
         fds.list.clear();
+        forget_deferred();
         fds.owner = me;
     }
+    fds.close_deferred();
     fds
 }
 
@@ -173,7 +225,19 @@ impl Fds {
     /// descriptors to close.
     pub(crate) fn reset_in_child(&mut self) -> Vec<RawFd> {
         self.owner = std::process::id();
+        forget_deferred();
         std::mem::take(&mut self.list)
+    }
+
+    /// Unregisters and closes what was dropped while a fork held the list.
+    pub(crate) fn close_deferred(&mut self) {
+        let later = match DEFERRED.try_lock() {
+            Ok(mut later) if !later.is_empty() => std::mem::take(&mut *later),
+            _ => return,
+        };
+        for fd in later {
+            self.unregister(fd.as_raw_fd());
+        }
     }
 }
 
@@ -227,6 +291,14 @@ impl RegisteredFd {
 impl Drop for RegisteredFd {
     fn drop(&mut self) {
         if let Some(fd) = self.0.take() {
+            // A fork in progress holds the list for as long as the kernel
+            // copies the caller: close it after, not wait.
+            if forking() {
+                if let Ok(mut later) = DEFERRED.try_lock() {
+                    later.push(fd);
+                    return;
+                }
+            }
             let mut fds = fds();
             fds.unregister(fd.as_raw_fd());
             drop(fd);
@@ -260,5 +332,49 @@ mod tests {
             matches!(outcome, Ok((true, _))),
             "the state waited for the descriptor list: {outcome:?}"
         );
+    }
+}
+
+#[cfg(test)]
+mod deferred_tests {
+    use std::os::fd::AsRawFd;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// M4: a registered descriptor dropped while a fork holds the list is
+    /// not waited for; the next holder of the list closes it.
+    #[test]
+    fn a_descriptor_dropped_during_a_fork_is_closed_after_it() {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        drop(write);
+        let registered = super::RegisteredFd::new(&mut super::fds(), read);
+        let number = registered.fd().as_raw_fd();
+        let forking = super::Forking::start();
+        let held = super::fds();
+        let (tx, rx) = mpsc::channel();
+        let dropper = std::thread::spawn(move || {
+            drop(registered);
+            let _ = tx.send(());
+        });
+        let dropped = rx.recv_timeout(Duration::from_secs(20));
+        // Still open (and registered) while the fork holds the list.
+        let open_meanwhile =
+            nix::fcntl::fcntl(unsafe_borrow(number), nix::fcntl::FcntlArg::F_GETFD).is_ok();
+        drop(held);
+        drop(forking);
+        dropper.join().unwrap();
+        drop(super::fds());
+        assert!(dropped.is_ok(), "the drop waited for the fork");
+        assert!(open_meanwhile, "closed before it was unregistered");
+        assert!(
+            !super::fds().list.contains(&number),
+            "still registered after the fork"
+        );
+    }
+
+    fn unsafe_borrow(fd: i32) -> std::os::fd::BorrowedFd<'static> {
+        // SAFETY: only used for F_GETFD on a number this test owns, which
+        // may be closed (then fcntl says EBADF).
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
     }
 }

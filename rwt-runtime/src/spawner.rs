@@ -111,9 +111,15 @@ fn take() -> Option<Queue> {
             return Some(queue);
         }
         if shared.spawner.started < MAX_THREADS {
-            let queue = start()?;
+            // Started without the lock held: a thread's stack is mapped
+            // under the memory-map lock, which a fork in progress holds.
             shared.spawner.started += 1;
-            return Some(queue);
+            drop(shared);
+            let queue = start();
+            if queue.is_none() {
+                registry::lock().spawner.started -= 1;
+            }
+            return queue;
         }
         shared = registry::wait(&FREED, shared);
     }
