@@ -317,6 +317,42 @@ fn fill_random(buf: &mut [u8]) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    /// L2: the handshake goes to a child that may have died already. A
+    /// caller whose SIGPIPE is at its default (many command-line programs
+    /// reset it) must get EPIPE, not be killed. Checked in a forked child
+    /// of the test, which does only async-signal-safe work.
+    #[test]
+    fn a_handshake_to_a_dead_child_is_an_error_not_a_sigpipe() {
+        let (ours, theirs) = nix::sys::socket::socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
+        drop(theirs);
+        // SAFETY: the child only resets a signal disposition, sends on a
+        // socket and leaves with `_exit`.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                // SAFETY: SIG_DFL installs no handler.
+                let _ = unsafe {
+                    nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl)
+                };
+                let code = match send_all(&ours, b"handshake") {
+                    Err(nix::errno::Errno::EPIPE) => 0,
+                    _ => 1,
+                };
+                // SAFETY: `_exit` ends the forked child at once.
+                unsafe { nix::libc::_exit(code) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let status = nix::sys::wait::waitpid(child, None).unwrap();
+                assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
+            }
+        }
+    }
+
     #[test]
     fn handshake_round_trips_and_rejects_junk() {
         let h = Handshake {
