@@ -127,8 +127,9 @@ pub(crate) fn wait(
 /// (idle workers' channels, the reaper's pipe) is closed with the
 /// registered descriptors.
 pub(crate) fn fresh_in_child() {
-    let fresh = Box::into_raw(Box::new(Mutex::new(Shared::new())));
-    SHARED.store(fresh, Ordering::Release);
+    // Made on first use, if the child uses it at all (most never do): no
+    // allocation on the path of every fork.
+    SHARED.store(std::ptr::null_mut(), Ordering::Release);
 }
 
 /// Fork-mode starts in progress in this process, from when one holds the
