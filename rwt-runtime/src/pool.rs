@@ -328,3 +328,33 @@ fn start_worker() -> io::Result<Worker> {
         idle_since: Instant::now(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use crate::deadline::Deadline;
+
+    /// M4: a call that needs a fresh worker while the pool thread is busy
+    /// (here: held before it can register the new worker's channel, as a
+    /// fork of a large caller holds the descriptor list) gives up at its
+    /// deadline instead of waiting for the pool thread.
+    #[test]
+    fn a_busy_pool_thread_does_not_hold_a_call_past_its_deadline() {
+        let held = crate::registry::fds();
+        let (tx, rx) = mpsc::channel();
+        let call = std::thread::spawn(move || {
+            let started = super::start_via_pool_thread(Deadline::after(Duration::from_millis(100)));
+            let _ = tx.send(started.map(|w| w.is_some()).map_err(|e| e.kind()));
+        });
+        let outcome = rx.recv_timeout(Duration::from_secs(20));
+        drop(held);
+        call.join().unwrap();
+        assert_eq!(
+            outcome,
+            Ok(Ok(false)),
+            "the call waited for the pool thread"
+        );
+    }
+}
