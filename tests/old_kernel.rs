@@ -16,6 +16,9 @@
 //!   child closes what `/proc/self/fd` lists instead.
 //! - `no-kcmp`: `kcmp` refused with EPERM, as container seccomp profiles
 //!   without `CAP_SYS_PTRACE` do: children are adopted on `waitid` alone.
+//! - `no-getrandom`: before 3.17 `getrandom` fails with ENOSYS. Fork mode
+//!   works; exec and pool mode, whose handshake needs a random nonce, fail
+//!   at once with `Error::Spawn`, not a hang or a panic.
 #![cfg(all(target_os = "linux", target_arch = "x86_64"))]
 
 mod common;
@@ -115,7 +118,7 @@ fn refuse(syscall: i64, arg: Option<(u32, u32)>, errno: i32) {
 /// errno of the refusal that makes this kernel answer like it.
 type Kernel = (&'static str, i64, Option<(u32, u32)>, i32);
 
-const KERNELS: [Kernel; 5] = [
+const KERNELS: [Kernel; 6] = [
     (
         "old-kernel",
         nix::libc::SYS_waitid,
@@ -142,6 +145,12 @@ const KERNELS: [Kernel; 5] = [
         nix::libc::ENOSYS,
     ),
     ("no-kcmp", nix::libc::SYS_kcmp, None, nix::libc::EPERM),
+    (
+        "no-getrandom",
+        nix::libc::SYS_getrandom,
+        None,
+        nix::libc::ENOSYS,
+    ),
 ];
 
 /// The helper: `<kernel>-<mode>`, for each kernel of [`KERNELS`].
@@ -154,6 +163,20 @@ fn old_kernel_helper() {
         return;
     };
     refuse(syscall, arg, errno);
+    if kernel == "no-getrandom" && mode != "fork" {
+        let call = if mode == "exec" {
+            exec::seven
+        } else {
+            pool::seven
+        };
+        match call() {
+            Err(rwt::Error::Spawn { source, .. })
+                if source.raw_os_error() == Some(nix::libc::ENOSYS) => {}
+            other => panic!("{other:?}"),
+        }
+        println!("{kernel}: all good");
+        return;
+    }
     type Call = fn() -> Result<u8, rwt::Error>;
     type Starts = fn(String) -> Result<u8, rwt::Error>;
     let (seven, exits_nine, oversleeps, starts): (Call, Call, Call, Starts) = match mode {
@@ -241,4 +264,10 @@ test_each_mode_role!(
     without_kcmp_every_outcome_holds,
     run_as_on_an_old_kernel,
     "no-kcmp"
+);
+
+test_each_mode_role!(
+    without_getrandom_fork_mode_works_and_the_others_refuse,
+    run_as_on_an_old_kernel,
+    "no-getrandom"
 );
