@@ -179,20 +179,13 @@ fn children_by_scan() -> Vec<i32> {
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
+            // Field 4, the parent, follows the state.
             std::fs::read_to_string(format!("/proc/{pid}/stat"))
                 .ok()
-                .and_then(|stat| parent_in_stat(&stat))
+                .and_then(|stat| crate::procfs::stat_fields(&stat)?.nth(1)?.parse().ok())
                 == Some(me)
         })
         .collect()
-}
-
-/// The parent pid in a `/proc/<pid>/stat` line: the field after the state,
-/// which follows the command name's last `)` (the name may hold spaces and
-/// parentheses).
-fn parent_in_stat(stat: &str) -> Option<u32> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -200,12 +193,6 @@ mod tests {
     use std::process::{Command, Stdio};
 
     use super::*;
-
-    #[test]
-    fn the_parent_is_read_past_a_name_with_parentheses() {
-        assert_eq!(parent_in_stat("42 (a) b (c)) S 17 42 42 0"), Some(17));
-        assert_eq!(parent_in_stat("42 (x"), None);
-    }
 
     /// The scan is what stands in where the children files are missing:
     /// it must find what they find.

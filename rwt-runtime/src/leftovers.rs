@@ -223,9 +223,8 @@ fn read_stat(file: &impl AsFd) -> Option<Stat> {
     let mut buf = [0u8; 1024];
     let n = nix::sys::uio::pread(file, &mut buf, 0).ok()?;
     let text = std::str::from_utf8(&buf[..n]).ok()?;
-    // The command name is in parentheses and may hold anything: the fields
-    // are counted from the last ')'. There, field 3 (state) is first.
-    let mut fields = text[text.rfind(')')? + 2..].split(' ');
+    // Field 3 (state) is first.
+    let mut fields = crate::procfs::stat_fields(text)?;
     let mut field = |n: usize| -> Option<u64> {
         // `nth` consumes: each call counts on from where the last stopped.
         fields.nth(n)?.parse().ok()

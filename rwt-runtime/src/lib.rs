@@ -45,6 +45,8 @@ mod options;
 mod pool;
 #[cfg(unix)]
 mod process;
+#[cfg(target_os = "linux")]
+mod procfs;
 #[cfg(unix)]
 mod reaper;
 #[cfg(unix)]

@@ -127,11 +127,12 @@ impl Child {
         const PF_EXITING: u64 = 0x4;
         let flags = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))
             .ok()
+            // Field 9, the seventh from the state on.
             .and_then(|stat| {
-                // Fields after the name's last `)`: state is the first,
-                // flags the seventh.
-                let rest = stat.get(stat.rfind(')')? + 1..)?;
-                rest.split_whitespace().nth(6)?.parse::<u64>().ok()
+                crate::procfs::stat_fields(&stat)?
+                    .nth(6)?
+                    .parse::<u64>()
+                    .ok()
             });
         let still_ours = self
             .pidfd
