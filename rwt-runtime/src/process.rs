@@ -227,7 +227,7 @@ impl Child {
         if let Some(fd) = &self.pidfd {
             match pidfd_send_signal_flags(fd.as_fd(), Some(sig), PIDFD_SIGNAL_PROCESS_GROUP) {
                 // Kernel before 6.9: go on to killpg while the child is ours.
-                Err(Errno::EINVAL) if pidfd_send_signal_flags(fd.as_fd(), None, 0).is_ok() => {}
+                Err(Errno::EINVAL) if pidfd_alive(fd.as_fd()) => {}
                 _ => return,
             }
         }
