@@ -205,11 +205,10 @@ where
             // that it can be compared with the child's.
             let child = Child::adopt_holding(pid, write.as_fd(), write.as_raw_fd());
             drop(write);
-            fds.close_deferred();
+            forking.end(&mut fds);
             drop(fds);
             drop(poller);
             drop(err);
-            drop(forking);
             drop(out);
             // Whichever of parent and child runs first puts the child in
             // its own group, so a group kill never misses it.
@@ -225,11 +224,10 @@ where
         }
         Err(e) => {
             drop(write);
-            fds.close_deferred();
+            forking.end(&mut fds);
             drop(fds);
             drop(poller);
             drop(err);
-            drop(forking);
             drop(out);
             drop(read);
             Err(e.into())

@@ -133,7 +133,7 @@ pub(crate) fn fresh_in_child() {
 }
 
 /// Fork-mode starts in progress in this process, from when one holds the
-/// stdout lock (and has flushed it) until it lets it go.
+/// stdout lock (and has flushed it) until its fork is over.
 static FORKING: AtomicUsize = AtomicUsize::new(0);
 
 /// Whether a fork-mode start holds the stdout lock and will soon hold (or
@@ -161,9 +161,24 @@ impl Forking {
     }
 }
 
+impl Forking {
+    /// The fork is over: counts it out, then closes what was dropped during
+    /// it (in that order: see `RegisteredFd`'s drop).
+    pub(crate) fn end(self, fds: &mut Fds) {
+        FORKING.fetch_sub(1, Ordering::AcqRel);
+        std::mem::forget(self);
+        fds.close_deferred();
+    }
+}
+
+/// A start that ends early (an error before its fork) does what
+/// [`Forking::end`] does, taking the list itself: it no longer holds it.
 impl Drop for Forking {
     fn drop(&mut self) {
         FORKING.fetch_sub(1, Ordering::AcqRel);
+        if DEFERRED.try_lock().is_ok_and(|later| !later.is_empty()) {
+            drop(fds());
+        }
     }
 }
 
@@ -297,6 +312,14 @@ impl Drop for RegisteredFd {
             if forking() {
                 if let Ok(mut later) = DEFERRED.try_lock() {
                     later.push(fd);
+                    drop(later);
+                    // A fork counts itself out before it closes what was
+                    // deferred: if none is counted now, the last one may
+                    // have closed the list before this push. Closing it
+                    // here then leaves nothing behind.
+                    if !forking() {
+                        drop(fds());
+                    }
                     return;
                 }
             }
@@ -370,6 +393,30 @@ mod deferred_tests {
         assert!(
             !super::fds().list.contains(&number),
             "still registered after the fork"
+        );
+    }
+
+    /// Whichever way a fork-mode start ends, nothing dropped during it is
+    /// left open: here it ends without forking (an early error).
+    #[test]
+    fn a_descriptor_dropped_during_a_start_that_fails_is_closed_when_it_ends() {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        drop(write);
+        let registered = super::RegisteredFd::new(&mut super::fds(), read);
+        let number = registered.fd().as_raw_fd();
+        let forking = super::Forking::start();
+        drop(registered);
+        drop(forking);
+        // Looked at without `fds()`, which would close deferred ones itself.
+        let deferred = super::DEFERRED
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|fd| fd.as_raw_fd() == number);
+        let listed = super::FDS.lock().unwrap().list.contains(&number);
+        assert!(
+            !deferred && !listed,
+            "left registered (and open) after the start ended"
         );
     }
 

@@ -118,6 +118,8 @@ fn take() -> Option<Queue> {
             let queue = start();
             if queue.is_none() {
                 registry::lock().spawner.started -= 1;
+                // A call waiting past the cap may start one now.
+                FREED.notify_one();
             }
             return queue;
         }
