@@ -8,11 +8,12 @@
 //! return. Alone in its binary: the spawner threads and the stdio locks are
 //! process-wide.
 
-use std::future::Future;
+mod common;
+
 use std::sync::mpsc;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
+
+use common::on_tokio;
 
 #[rwt::timeout(secs = 30.0)]
 async fn forked() -> u8 {
@@ -32,26 +33,6 @@ fn execed() -> u8 {
 #[rwt::timeout(secs = 30.0, mode = "pool")]
 fn pooled() -> u8 {
     9
-}
-
-struct Unpark(std::thread::Thread);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-fn block_on<F: Future>(fut: F) -> F::Output {
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut fut = std::pin::pin!(fut);
-    loop {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park();
-    }
 }
 
 /// The futex address each thread named `name` is blocked on.
@@ -97,7 +78,7 @@ fn calls_go_on_while_a_fork_mode_start_is_held() {
     let stderr_futex = wait_for("the prober waiting for stderr", || {
         futexes_of("stderr-prober").pop()
     });
-    let first = std::thread::spawn(|| block_on(forked()));
+    let first = std::thread::spawn(|| on_tokio(forked()));
     // The fork-mode start, on a spawner thread, holds stdout's lock and
     // waits for stderr's.
     wait_for("the fork-mode start waiting for stderr", || {
@@ -108,7 +89,7 @@ fn calls_go_on_while_a_fork_mode_start_is_held() {
 
     let (tx, rx) = mpsc::channel();
     let calls = std::thread::spawn(move || {
-        let _ = tx.send(("exec, async", block_on(execed_async()).ok()));
+        let _ = tx.send(("exec, async", on_tokio(execed_async()).ok()));
         let _ = tx.send(("exec", execed().ok()));
         let _ = tx.send(("pool", pooled().ok()));
     });

@@ -56,14 +56,6 @@ fn lingers_body(pid_file: &str) -> u8 {
     0
 }
 
-fn on_tokio<F: std::future::Future>(call: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(call)
-}
-
 #[test]
 fn kill_all_cancels_every_call_in_flight_and_nothing_else() {
     // An orphan made before: kill_all leaves it alone.
@@ -84,9 +76,9 @@ fn kill_all_cancels_every_call_in_flight_and_nothing_else() {
                 0 | 3 => fork::lingers(path),
                 1 | 4 => exec::lingers(path),
                 2 | 5 => pool::lingers(path),
-                6 => on_tokio(lingers_async(path)),
+                6 => common::on_tokio(lingers_async(path)),
                 7 => common::park_on(lingers_async_exec(path)),
-                _ => on_tokio(lingers_async_pool(path)),
+                _ => common::on_tokio(lingers_async_pool(path)),
             })
         })
         .collect();

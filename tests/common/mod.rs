@@ -423,3 +423,12 @@ pub fn poll_once<F: std::future::Future>(future: std::pin::Pin<&mut F>) -> bool 
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     future.poll(&mut cx).is_ready()
 }
+
+/// Polls `call` to its end on a current-thread tokio runtime of its own.
+pub fn on_tokio<F: std::future::Future>(call: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(call)
+}
