@@ -47,6 +47,13 @@
 //! | `kill`   | `true` / `false`                            | `true`   | on timeout kill the child and its process group; `false` leaves it running, reported in [`Error::orphans`] |
 //! | `grace`  | number literal >= 0                         | `0`      | when killing: SIGTERM first, SIGKILL after `grace` seconds; 0 means SIGKILL at once |
 //! | `mode`   | `"fork"` / `"exec"` / `"pool"`              | `"fork"` | how the child is made, see below |
+//! | `memory` | string literal with a unit: `"512 MiB"`, `"64 MB"` | none | the most memory one attempt may add to what its child starts with; over it, [`Error::LimitExceeded`] |
+//! | `cpu`    | number literal > 0, seconds                 | none     | CPU time (user + system) one attempt may use; over it, [`Error::LimitExceeded`] |
+//!
+//! Errors whose child was reaped carry what it used ([`Error::usage`], a
+//! [`Usage`]); a timeout says what the child was doing ([`Error::stuck`],
+//! a [`Stuck`]). The README's "Limits beyond time" says how the limits are
+//! enforced and which deaths rwt does not attribute to them.
 //!
 //! Every mistake is a compile error at the offending token: unknown or
 //! repeated options, values out of range, `&mut` parameters (changes made
@@ -191,10 +198,13 @@
 /// assert_eq!(spin(false).unwrap(), 7);
 /// let err = spin(true).unwrap_err();
 /// assert!(err.is_timeout());
-/// println!("{err}"); // function `spin` timed out after 0.2 s on each of 2 attempts (killed)
+/// println!("{err}"); // function `spin` timed out after 0.2 s on each of 2 attempts (killed); it was running on a CPU
 /// ```
 pub use rwt_macros::timeout;
-pub use rwt_runtime::{kill_all, run_with_timeout, Bytes, CommandExt, Error, Options};
+pub use rwt_runtime::{
+    kill_all, run_with_timeout, run_with_usage, Bytes, CommandExt, Error, Limit, Options, State,
+    Stuck, Usage,
+};
 #[cfg(target_os = "linux")]
 pub use rwt_runtime::{set_pool_idle_timeout, set_pool_size, POOL_IDLE_TIMEOUT};
 

@@ -47,9 +47,16 @@ fn a_command_that_overruns_is_killed_and_reaped() {
         .unwrap_err();
     let elapsed = start.elapsed();
     assert!(err.is_timeout(), "{err}");
+    // What it was doing, read before the kill, ends the message.
+    let stuck = err.stuck().expect("a snapshot of the command");
+    assert_eq!(
+        stuck.syscall.as_deref(),
+        Some("clock_nanosleep"),
+        "{stuck:?}"
+    );
     assert_eq!(
         err.to_string(),
-        "function `sleep 10` timed out after 0.2 s (killed)"
+        format!("function `sleep 10` timed out after 0.2 s (killed); {stuck}")
     );
     assert!(elapsed >= Duration::from_millis(200) && elapsed < Duration::from_millis(200) + SLACK);
 }

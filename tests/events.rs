@@ -1,5 +1,5 @@
 //! Debug events go through `tracing` with target `rwt`: spawn, result,
-//! timeout, kill, retry, orphan.
+//! timeout, kill, retry, orphan, and each reaped child's usage.
 
 use std::sync::{Arc, Mutex};
 
@@ -8,16 +8,22 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
 
-/// Records (target, message) of every event.
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<(String, String)>>>);
+/// Target, message and the names of the other fields of one event.
+type Recorded = (String, String, Vec<String>);
 
-struct Message(String);
+/// Records every event.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<Recorded>>>);
+
+#[derive(Default)]
+struct Message(String, Vec<String>);
 
 impl Visit for Message {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         if field.name() == "message" {
             self.0 = format!("{value:?}");
+        } else {
+            self.1.push(field.name().to_owned());
         }
     }
 }
@@ -32,12 +38,12 @@ impl Subscriber for Recorder {
     fn record(&self, _: &Id, _: &Record<'_>) {}
     fn record_follows_from(&self, _: &Id, _: &Id) {}
     fn event(&self, event: &Event<'_>) {
-        let mut m = Message(String::new());
+        let mut m = Message::default();
         event.record(&mut m);
         self.0
             .lock()
             .unwrap()
-            .push((event.metadata().target().to_owned(), m.0));
+            .push((event.metadata().target().to_owned(), m.0, m.1));
     }
     fn enter(&self, _: &Id) {}
     fn exit(&self, _: &Id) {}
@@ -46,8 +52,18 @@ impl Subscriber for Recorder {
 impl Recorder {
     fn messages(&self) -> Vec<String> {
         let events = self.0.lock().unwrap();
-        assert!(events.iter().all(|(t, _)| t == "rwt"), "{events:?}");
-        events.iter().map(|(_, m)| m.clone()).collect()
+        assert!(events.iter().all(|(t, ..)| t == "rwt"), "{events:?}");
+        events.iter().map(|(_, m, _)| m.clone()).collect()
+    }
+
+    /// The field names of each event with this message.
+    fn fields(&self, message: &str) -> Vec<Vec<String>> {
+        let events = self.0.lock().unwrap();
+        events
+            .iter()
+            .filter(|(_, m, _)| m == message)
+            .map(|(.., f)| f.clone())
+            .collect()
     }
 }
 
@@ -83,4 +99,17 @@ fn spawn_result_timeout_kill_retry_and_orphan_are_reported() {
     assert_eq!(count("timed out, killing"), 2, "{m:?}");
     assert_eq!(count("retrying"), 1, "{m:?}");
     assert_eq!(count("timed out, left running as an orphan"), 1, "{m:?}");
+    // Every child reaped within the call (not the orphan, reaped later by
+    // the reaper thread, perhaps after the recorder is gone) says what it
+    // used.
+    let reaped = rec.fields("child reaped");
+    assert!(reaped.len() >= 3, "{m:?}");
+    for fields in reaped {
+        for name in ["pid", "user_us", "system_us", "max_rss", "wall_us"] {
+            assert!(
+                fields.iter().any(|f| f == name),
+                "{name} missing: {fields:?}"
+            );
+        }
+    }
 }

@@ -254,7 +254,7 @@ fn stray_with_a_socket_whose_peer_is_not_the_parent() {
 }
 
 /// A handshake as the caller writes it, then one request's header (a
-/// function id and the arguments' length).
+/// function id, the arguments' length, and no memory or CPU limit).
 fn handshake(nonce: &str, exe: (u64, u64), id: u64, args_len: u64) -> Vec<u8> {
     let mut b = b"RWTx2".to_vec();
     for i in 0..16 {
@@ -265,6 +265,8 @@ fn handshake(nonce: &str, exe: (u64, u64), id: u64, args_len: u64) -> Vec<u8> {
     b.push(1);
     b.extend_from_slice(&id.to_le_bytes());
     b.extend_from_slice(&args_len.to_le_bytes());
+    b.extend_from_slice(&0u64.to_le_bytes());
+    b.extend_from_slice(&0u64.to_le_bytes());
     b
 }
 

@@ -105,7 +105,7 @@ fn kill_all_cancels_every_call_in_flight_and_nothing_else() {
         }
     }
     match command.join().unwrap() {
-        Err(Error::Cancelled { function }) => assert_eq!(function, "sleep 30"),
+        Err(Error::Cancelled { function, .. }) => assert_eq!(function, "sleep 30"),
         other => panic!("{other:?}"),
     }
     assert!(

@@ -135,9 +135,10 @@ test_in_every_mode! {
 
     fn nested_calls_work_and_an_inner_timeout_reaches_the_outer_body(m) {
         assert_eq!(m::nested_outer(3).unwrap(), Ok(3));
-        assert_eq!(
-            m::nested_with_inner_timeout().unwrap(),
-            "inner: function `inner` timed out after 0.1 s (killed)"
+        let inner = m::nested_with_inner_timeout().unwrap();
+        assert!(
+            inner.starts_with("inner: function `inner` timed out after 0.1 s (killed); it was "),
+            "{inner}"
         );
     }
 }

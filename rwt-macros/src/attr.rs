@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use syn::parse::Parser;
 
 /// The options the attribute knows.
-pub(crate) const KNOWN: [&str; 5] = ["secs", "ntries", "kill", "grace", "mode"];
+pub(crate) const KNOWN: [&str; 7] = ["secs", "ntries", "kill", "grace", "mode", "memory", "cpu"];
 
 /// One option's value as written (`name = value`).
 pub(crate) struct Opt {
@@ -20,6 +20,8 @@ pub(crate) struct Args {
     pub kill: Option<Opt>,
     pub grace: Option<Opt>,
     pub mode: Option<Opt>,
+    pub memory: Option<Opt>,
+    pub cpu: Option<Opt>,
 }
 
 /// Parses `secs = 1.5, ntries = 3, ...`. Problems go into `errors`; what
@@ -51,6 +53,8 @@ pub(crate) fn parse(args: TokenStream, errors: &mut Vec<syn::Error>) -> Args {
             "kill" => &mut out.kill,
             "grace" => &mut out.grace,
             "mode" => &mut out.mode,
+            "memory" => &mut out.memory,
+            "cpu" => &mut out.cpu,
             _ => {
                 found.push(syn::Error::new(name.span(), unknown(&key)));
                 return Ok(());
@@ -105,6 +109,8 @@ fn example(key: &str) -> Option<&'static str> {
         "kill" => "kill = true",
         "grace" => "grace = 0.5",
         "mode" => "mode = \"fork\"",
+        "memory" => "memory = \"512 MiB\"",
+        "cpu" => "cpu = 2.0",
         _ => return None,
     })
 }
@@ -127,6 +133,8 @@ fn suggest(key: &str) -> Option<&'static str> {
         "retries" | "tries" | "attempts" | "retry" | "n_tries" | "rwt_ntries" => Some("ntries"),
         "rwt_kill" | "terminate" => Some("kill"),
         "grace_period" | "grace_secs" => Some("grace"),
+        "mem" | "memory_limit" | "max_memory" | "rss" | "ram" => Some("memory"),
+        "cpu_secs" | "cpu_time" | "max_cpu" | "cpu_limit" => Some("cpu"),
         _ => None,
     };
     alias.or_else(|| {

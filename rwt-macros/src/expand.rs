@@ -100,12 +100,19 @@ fn rewrite(function: syn::ItemFn, options: &valid::Options) -> TokenStream {
     let kill = options.kill;
     let grace = proc_macro2::Literal::f64_suffixed(options.grace);
     let value = syn::Ident::new("__rwt_value", Span::mixed_site());
+    let memory = options.memory.map(|m| quote! { .memory(#m) });
+    let cpu = options
+        .cpu
+        .map(proc_macro2::Literal::f64_suffixed)
+        .map(|c| quote! { .cpu(#c) });
     let settings = quote! {
         &::rwt::__private::Options::new()
             .secs(#secs)
             .ntries(#ntries)
             .kill(#kill)
             .grace(#grace)
+            #memory
+            #cpu
     };
     let failed = quote_spanned! {ret_span=>
         |#value: &#ret| -> bool {

@@ -3,7 +3,8 @@
 //!
 //! A pipeline, one stage per (private) module: `ast` (what was written),
 //! `attr` (parse the options), `valid` (check options and signature),
-//! `expand` (generate), `fallback` (what to emit when there are errors).
+//! `expand` (generate), `fallback` (what to emit when there are errors);
+//! `limits` checks the `memory` and `cpu` options for `valid`.
 
 #![warn(missing_docs)]
 
@@ -11,6 +12,7 @@ mod ast;
 mod attr;
 mod expand;
 mod fallback;
+mod limits;
 mod valid;
 
 use proc_macro::TokenStream;

@@ -9,7 +9,7 @@ use crate::attr::{Args, Opt};
 /// Smallest `secs`: below a millisecond, starting the child eats it.
 const MIN_SECS: f64 = 0.001;
 /// Largest `secs` and `grace`: 100 years.
-const MAX_SECS: f64 = 100.0 * 365.25 * 24.0 * 3600.0;
+pub(crate) const MAX_SECS: f64 = 100.0 * 365.25 * 24.0 * 3600.0;
 
 /// The deadline as written.
 pub(crate) enum Secs {
@@ -36,6 +36,10 @@ pub(crate) struct Options {
     pub kill: bool,
     pub grace: f64,
     pub mode: Mode,
+    /// Bytes one attempt may add (`memory = "512 MiB"`).
+    pub memory: Option<u64>,
+    /// CPU seconds one attempt may use (`cpu = 2.0`).
+    pub cpu: Option<f64>,
 }
 
 pub(crate) fn options(args: Args, errors: &mut Vec<syn::Error>) -> Options {
@@ -81,21 +85,33 @@ pub(crate) fn options(args: Args, errors: &mut Vec<syn::Error>) -> Options {
             Mode::Fork
         })
     });
+    let memory = args.memory.and_then(|opt| {
+        crate::limits::memory(&opt)
+            .map_err(|(span, msg)| err(span, msg))
+            .ok()
+    });
+    let cpu = args.cpu.and_then(|opt| {
+        crate::limits::cpu(&opt)
+            .map_err(|(span, msg)| err(span, msg))
+            .ok()
+    });
     Options {
         secs,
         ntries,
         kill,
         grace,
         mode,
+        memory,
+        cpu,
     }
 }
 
 /// What to underline (first to last token) and what to say.
-type Problem = (TokenStream, String);
+pub(crate) type Problem = (TokenStream, String);
 
 /// A number literal, possibly negated: its value, or `None` if the value
 /// is not a number literal at all.
-fn number(expr: &syn::Expr) -> Option<syn::Result<f64>> {
+pub(crate) fn number(expr: &syn::Expr) -> Option<syn::Result<f64>> {
     match expr {
         syn::Expr::Lit(syn::ExprLit { lit, .. }) => match lit {
             syn::Lit::Float(f) => Some(f.base10_parse::<f64>()),

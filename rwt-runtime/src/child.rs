@@ -34,6 +34,8 @@ pub(crate) struct Setup {
     pub pipe: OwnedFd,
     /// Descriptors of other rwt calls inherited from the caller.
     pub close: Vec<RawFd>,
+    /// The attempt's memory and CPU limits.
+    pub limits: crate::limits::Limits,
 }
 
 thread_local! {
@@ -88,7 +90,11 @@ where
             let _ = nix::unistd::close(fd);
         }
         prepare(setup.parent, setup.kill);
+        // Armed after rwt's own setup: what the function and the encoding
+        // of its value use counts, from what the child holds now.
+        let armed = setup.limits.arm(pipe.as_raw_fd());
         let (kind, body) = call(body, failed, pipe.as_raw_fd(), codec::encode_small);
+        drop(armed);
         // What the function printed goes out before the result does, so the
         // caller never sees its own later output overtaken by the child's.
         let _ = std::io::stdout().flush();

@@ -31,6 +31,12 @@ pub(crate) enum Kind {
     /// (its last call left something behind): another worker must serve
     /// it. Empty body.
     Leaving,
+    /// The attempt went over its memory limit: an allocation was refused
+    /// and the child is leaving (sent by its `SIGABRT` handler). Empty body.
+    MemoryLimit,
+    /// The attempt went over its CPU limit and the child is leaving (sent
+    /// by its `SIGPROF` handler). Empty body.
+    CpuLimit,
 }
 
 impl Kind {
@@ -41,6 +47,8 @@ impl Kind {
             Kind::Panic => b'P',
             Kind::EncodeError => b'E',
             Kind::Leaving => b'L',
+            Kind::MemoryLimit => b'M',
+            Kind::CpuLimit => b'C',
         }
     }
 
@@ -51,6 +59,8 @@ impl Kind {
             b'P' => Some(Kind::Panic),
             b'E' => Some(Kind::EncodeError),
             b'L' => Some(Kind::Leaving),
+            b'M' => Some(Kind::MemoryLimit),
+            b'C' => Some(Kind::CpuLimit),
             _ => None,
         }
     }

@@ -153,6 +153,8 @@ enum Ended {
     Exited(ExitStatus),
     Timeout {
         orphan: Option<u32>,
+        stuck: Option<crate::stuck::Stuck>,
+        usage: Option<crate::usage::Usage>,
     },
     Lost,
     Cancelled,
@@ -166,12 +168,21 @@ fn run(
     mut output: Option<&mut Output>,
 ) -> Result<ExitStatus, Error> {
     let opts = options.check()?;
+    if opts.limits != crate::limits::Limits::default() {
+        // A command is another program: rwt arms limits around a function
+        // of this one, in its own child, and cannot name their cause in a
+        // program it does not control.
+        return Err(Error::InvalidOptions {
+            detail: "`memory` and `cpu` limits apply to functions, not to commands".into(),
+        });
+    }
     // Taken once, as the call starts: a `kill_all` between two attempts
     // cancels it too.
     let cancel = crate::cancel::current();
     let function = describe(cmd);
     cmd.process_group(0);
     let mut orphans = Vec::new();
+    let mut last = (None, None);
     for attempt in 1..=opts.ntries {
         if attempt > 1 {
             tracing::debug!(target: "rwt", function, attempt, "retrying");
@@ -196,10 +207,23 @@ fn run(
                     exit_code: None,
                     attempts: attempt,
                     orphans,
+                    usage: None,
                 })
             }
-            Ended::Timeout { orphan } => orphans.extend(orphan),
-            Ended::Cancelled => return Err(Error::Cancelled { function }),
+            Ended::Timeout {
+                orphan,
+                stuck,
+                usage,
+            } => {
+                orphans.extend(orphan);
+                last = (stuck, usage);
+            }
+            Ended::Cancelled => {
+                return Err(Error::Cancelled {
+                    function,
+                    usage: None,
+                })
+            }
             Ended::Flood => {
                 return Err(Error::Codec {
                     detail: format!(
@@ -208,6 +232,7 @@ fn run(
                         opts.output_limit
                     ),
                     function,
+                    usage: None,
                 })
             }
         }
@@ -218,6 +243,8 @@ fn run(
         attempts: opts.ntries,
         killed: opts.kill,
         orphans,
+        stuck: last.0.map(Box::new),
+        usage: last.1.map(Box::new),
     })
 }
 
@@ -316,20 +343,34 @@ fn attempt_once(
         return Ok(ended(child.reap()));
     }
     let pid = child.pid();
+    // Not reaped (nor lost to someone else's reap): the number is still
+    // its own.
+    let stuck = child
+        .is_ours()
+        .then(|| crate::stuck::snapshot(pid))
+        .flatten();
     if !opts.kill {
         tracing::debug!(target: "rwt", function, pid, "timed out, left running as an orphan");
         reaper::adopt(child);
-        return Ok(Ended::Timeout { orphan: Some(pid) });
+        return Ok(Ended::Timeout {
+            orphan: Some(pid),
+            stuck,
+            usage: None,
+        });
     }
     tracing::debug!(target: "rwt", function, pid, "timed out, killing");
-    let status = watch::kill_now(child, opts.grace);
+    let reaped = watch::kill_now(child, opts.grace);
     // After SIGKILL alone, an exit status means the command beat the kill:
     // it exited. Once SIGTERM was sent, how it ended is our doing.
-    Ok(match status {
-        Some(Status::Exited(code)) if opts.grace.is_zero() => {
+    Ok(match reaped {
+        Some((Status::Exited(code), _)) if opts.grace.is_zero() => {
             Ended::Exited(ExitStatus::from_raw((code & 0xff) << 8))
         }
-        _ => Ended::Timeout { orphan: None },
+        reaped => Ended::Timeout {
+            orphan: None,
+            stuck,
+            usage: reaped.and_then(|(_, usage)| usage),
+        },
     })
 }
 

@@ -40,7 +40,8 @@ use serde::Serialize;
 use crate::child;
 use crate::codec::{self, Kind};
 use crate::exec::{
-    exe_identity, nonce_hex, Handshake, ARGS_LIMIT, CHANNEL_FD, ENV, EXIT_REFUSED, REQUEST_LEN,
+    decode_request, exe_identity, nonce_hex, Handshake, ARGS_LIMIT, CHANNEL_FD, ENV, EXIT_REFUSED,
+    REQUEST_LEN,
 };
 
 /// A frame built in the child: what it sends back.
@@ -366,11 +367,9 @@ fn serve_requests(channel: OwnedFd, pool: bool) -> ! {
         if read_at_least(&mut stream, &mut buf, &mut filled, REQUEST_LEN).is_err() {
             child::exit_now(0);
         }
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&buf[..8]);
-        let id = u64::from_le_bytes(word);
-        word.copy_from_slice(&buf[8..REQUEST_LEN]);
-        let len = u64::from_le_bytes(word);
+        let mut head = [0u8; REQUEST_LEN];
+        head.copy_from_slice(&buf[..REQUEST_LEN]);
+        let (id, len, limits) = decode_request(&head);
         if len > ARGS_LIMIT {
             reply_and_leave(
                 &stream,
@@ -395,7 +394,20 @@ fn serve_requests(channel: OwnedFd, pool: bool) -> ! {
         // Whatever the last call did to SIGTERM, this one starts with the
         // default: the kill ladder relies on it.
         child::reset_sigterm();
+        // The limits cover decoding the arguments, the call and encoding
+        // its value; what they changed is put back before the worker's
+        // state is compared with its baseline.
+        // Setting the environment variable back moved it in memory: the
+        // worker's baseline is taken again, before the call.
+        if limits.memory.is_some() && crate::limits::quiet_oom_backtrace() && pool {
+            // The old one's descriptors go first: the new one must not
+            // count them.
+            drop(baseline.take());
+            baseline = crate::leftovers::Baseline::take();
+        }
+        let armed = limits.arm(CHANNEL_FD);
         let ExecFrame(kind, bytes) = (f.run)(&buf[REQUEST_LEN..total]);
+        drop(armed);
         // Whether every process the call started is gone.
         let mut clean = true;
         if pool {

@@ -2,6 +2,10 @@
 
 use std::fmt;
 
+use crate::limits::Limit;
+use crate::stuck::Stuck;
+use crate::usage::Usage;
+
 /// Why a call of a `#[timeout]` function (or of [`run_with_timeout`]) did
 /// not return the function's value.
 ///
@@ -42,6 +46,10 @@ pub enum Error {
         /// Pids of children left running (`kill = false`), one per timed-out
         /// attempt. rwt reaps each when it ends; it never becomes a zombie.
         orphans: Vec<u32>,
+        /// What the last attempt's child was doing at the deadline.
+        stuck: Option<Box<Stuck>>,
+        /// What the last attempt's child used, if it was reaped.
+        usage: Option<Box<Usage>>,
     },
     /// The function panicked in the child.
     Panicked {
@@ -55,6 +63,8 @@ pub enum Error {
         /// Pids that earlier attempts left running (`kill = false` and a
         /// timeout), as in [`Error::Timeout`].
         orphans: Vec<u32>,
+        /// What the last attempt's child used, if it was reaped.
+        usage: Option<Box<Usage>>,
     },
     /// The child ended without a result: a signal, `process::exit`, abort,
     /// out of memory, or a SIGKILL that rwt did not send.
@@ -70,6 +80,8 @@ pub enum Error {
         /// Pids that earlier attempts left running (`kill = false` and a
         /// timeout), as in [`Error::Timeout`].
         orphans: Vec<u32>,
+        /// What the last attempt's child used, if it was reaped.
+        usage: Option<Box<Usage>>,
     },
     /// The result could not cross the process boundary: it failed to
     /// encode or decode, or it exceeded the result size limit. Not retried:
@@ -79,6 +91,8 @@ pub enum Error {
         function: String,
         /// What went wrong.
         detail: String,
+        /// What the child used, if it was reaped.
+        usage: Option<Box<Usage>>,
     },
     /// The child process could not be started (no more processes or file
     /// descriptors, out of memory). Not retried.
@@ -98,6 +112,23 @@ pub enum Error {
     Cancelled {
         /// Name of the function.
         function: String,
+        /// What the killed child used, if it was reaped.
+        usage: Option<Box<Usage>>,
+    },
+    /// The attempt went over a limit beyond time (`memory`, `cpu`). Not
+    /// retried: it would go over again.
+    LimitExceeded {
+        /// Name of the function.
+        function: String,
+        /// Which limit, and its value.
+        limit: Limit,
+        /// Attempts made (earlier ones failed otherwise).
+        attempts: u32,
+        /// Pids that earlier attempts left running, as in
+        /// [`Error::Timeout`].
+        orphans: Vec<u32>,
+        /// What the child used, if it was reaped.
+        usage: Option<Box<Usage>>,
     },
 }
 
@@ -115,8 +146,36 @@ impl Error {
         match self {
             Error::Timeout { orphans, .. }
             | Error::Panicked { orphans, .. }
-            | Error::Crashed { orphans, .. } => orphans,
+            | Error::Crashed { orphans, .. }
+            | Error::LimitExceeded { orphans, .. } => orphans,
             _ => &[],
+        }
+    }
+
+    /// What the last attempt's child used, as the kernel accounted it when
+    /// rwt reaped it: `None` when no child was started, or it was not
+    /// reaped in time (left as an orphan, slow to die).
+    #[must_use]
+    pub fn usage(&self) -> Option<&Usage> {
+        match self {
+            Error::Timeout { usage, .. }
+            | Error::Panicked { usage, .. }
+            | Error::Crashed { usage, .. }
+            | Error::Codec { usage, .. }
+            | Error::Cancelled { usage, .. }
+            | Error::LimitExceeded { usage, .. } => usage.as_deref(),
+            Error::Spawn { .. } | Error::InvalidOptions { .. } => None,
+        }
+    }
+
+    /// For [`Error::Timeout`]: what the child was doing when the deadline
+    /// passed (read from `/proc` before the kill); `None` for other errors
+    /// and where `/proc` could not tell.
+    #[must_use]
+    pub fn stuck(&self) -> Option<&Stuck> {
+        match self {
+            Error::Timeout { stuck, .. } => stuck.as_deref(),
+            _ => None,
         }
     }
 }
@@ -157,6 +216,8 @@ impl fmt::Display for Error {
                 attempts,
                 killed,
                 orphans,
+                stuck,
+                ..
             } => {
                 write!(f, "function `{function}` timed out after {secs} s")?;
                 if *attempts > 1 {
@@ -167,13 +228,18 @@ impl fmt::Display for Error {
                 } else {
                     " (not killed)"
                 })?;
-                write!(f, "{}", Orphans(orphans))
+                write!(f, "{}", Orphans(orphans))?;
+                if let Some(stuck) = stuck {
+                    write!(f, "; {stuck}")?;
+                }
+                Ok(())
             }
             Error::Panicked {
                 function,
                 message,
                 attempts,
                 orphans,
+                ..
             } => write!(
                 f,
                 "function `{function}` panicked: {message}{}{}",
@@ -186,6 +252,7 @@ impl fmt::Display for Error {
                 exit_code,
                 attempts,
                 orphans,
+                ..
             } => {
                 write!(f, "function `{function}` crashed: ")?;
                 match (signal, exit_code) {
@@ -203,7 +270,9 @@ impl fmt::Display for Error {
                 }
                 write!(f, "{}{}", AfterAttempts(*attempts), Orphans(orphans))
             }
-            Error::Codec { function, detail } => write!(
+            Error::Codec {
+                function, detail, ..
+            } => write!(
                 f,
                 "function `{function}`: the result could not cross the process boundary: {detail}"
             ),
@@ -212,7 +281,21 @@ impl fmt::Display for Error {
                 "function `{function}`: could not start a child process: {source}"
             ),
             Error::InvalidOptions { detail } => write!(f, "invalid rwt options: {detail}"),
-            Error::Cancelled { function } => write!(f, "function `{function}` was cancelled"),
+            Error::Cancelled { function, .. } => {
+                write!(f, "function `{function}` was cancelled")
+            }
+            Error::LimitExceeded {
+                function,
+                limit,
+                attempts,
+                orphans,
+                ..
+            } => write!(
+                f,
+                "function `{function}` exceeded its {limit}{}{}",
+                AfterAttempts(*attempts),
+                Orphans(orphans)
+            ),
         }
     }
 }
@@ -250,6 +333,8 @@ mod tests {
             attempts: 1,
             killed: true,
             orphans: vec![],
+            stuck: None,
+            usage: None,
         };
         assert_eq!(
             e.to_string(),
@@ -261,6 +346,8 @@ mod tests {
             attempts: 3,
             killed: false,
             orphans: vec![2069926, 2069931, 2069969],
+            stuck: None,
+            usage: None,
         };
         assert_eq!(
             e.to_string(),
@@ -274,6 +361,7 @@ mod tests {
                 .into(),
             attempts: 1,
             orphans: vec![],
+            usage: None,
         };
         assert_eq!(
             e.to_string(),
@@ -286,6 +374,7 @@ mod tests {
             exit_code: None,
             attempts: 1,
             orphans: vec![],
+            usage: None,
         };
         assert_eq!(
             e.to_string(),
@@ -293,6 +382,36 @@ mod tests {
         );
         assert!(!e.is_timeout());
         assert!(e.orphans().is_empty());
+        let e = Error::LimitExceeded {
+            function: "decode".into(),
+            limit: Limit::Memory { bytes: 512 << 20 },
+            attempts: 1,
+            orphans: vec![],
+            usage: None,
+        };
+        assert_eq!(
+            e.to_string(),
+            "function `decode` exceeded its memory limit of 512 MiB"
+        );
+        let e = Error::Timeout {
+            function: "mount_check".into(),
+            secs: 1.5,
+            attempts: 1,
+            killed: true,
+            orphans: vec![],
+            stuck: Some(Box::new(Stuck {
+                state: crate::stuck::State::Sleeping,
+                syscall: Some("openat".into()),
+                wchan: Some("wait_for_partner".into()),
+            })),
+            usage: None,
+        };
+        assert_eq!(
+            e.to_string(),
+            "function `mount_check` timed out after 1.5 s (killed); it was blocked in openat \
+             (kernel: wait_for_partner)"
+        );
+        assert!(e.stuck().is_some() && e.usage().is_none());
     }
 
     #[test]

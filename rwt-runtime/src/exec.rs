@@ -23,10 +23,11 @@ use nix::unistd::Pid;
 use serde::de::DeserializeOwned;
 
 use crate::deadline::{Deadline, Waiter};
+use crate::limits::Limits;
 use crate::options::Checked;
 use crate::process::Child;
 use crate::registry::{self, RegisteredFd};
-use crate::watch::{self, Guarded, Outcome};
+use crate::watch::{self, Ended, Guarded};
 
 /// The variable that tells a run of the binary it is an rwt child, and
 /// carries the call's nonce. Never enough on its own (see [`entry`]).
@@ -88,16 +89,39 @@ impl Handshake {
     }
 }
 
-/// Length of a request header: function id, then the arguments' length.
-pub(crate) const REQUEST_LEN: usize = 16;
+/// Length of a request header: function id, the arguments' length, then
+/// the attempt's memory limit in bytes and its CPU limit in nanoseconds
+/// (0: none), all little-endian `u64`s.
+pub(crate) const REQUEST_LEN: usize = 32;
 
 /// The header of a request for function `id` with `args_len` bytes of
-/// encoded arguments (both little-endian `u64`s); the arguments follow.
-pub(crate) fn request_header(id: u64, args_len: usize) -> Vec<u8> {
+/// encoded arguments and `limits`; the arguments follow.
+pub(crate) fn request_header(id: u64, args_len: usize, limits: &Limits) -> Vec<u8> {
+    let cpu = limits.cpu.map_or(0, |c| {
+        u64::try_from(c.as_nanos()).unwrap_or(u64::MAX).max(1)
+    });
     let mut head = Vec::with_capacity(REQUEST_LEN);
     head.extend_from_slice(&id.to_le_bytes());
     head.extend_from_slice(&(args_len as u64).to_le_bytes());
+    head.extend_from_slice(&limits.memory.unwrap_or(0).to_le_bytes());
+    head.extend_from_slice(&cpu.to_le_bytes());
     head
+}
+
+/// A request header as the child reads it: id, arguments' length, limits.
+pub(crate) fn decode_request(head: &[u8; REQUEST_LEN]) -> (u64, u64, Limits) {
+    let word = |i: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&head[i * 8..i * 8 + 8]);
+        u64::from_le_bytes(w)
+    };
+    let limits = Limits {
+        memory: Some(word(2)).filter(|&m| m > 0),
+        cpu: Some(word(3))
+            .filter(|&c| c > 0)
+            .map(std::time::Duration::from_nanos),
+    };
+    (word(0), word(1), limits)
 }
 
 /// The nonce as the environment carries it: 32 lowercase hex digits.
@@ -125,7 +149,7 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
     cancel: Option<&crate::cancel::Epoch>,
     id: u64,
     args: &[u8],
-) -> Outcome<R> {
+) -> Ended<R> {
     // The deadline runs from the call: the cost of starting counts.
     let deadline = Deadline::after(opts.secs);
     let kill = opts.kill;
@@ -136,7 +160,7 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
     };
     match started {
         Ok((child, channel)) => {
-            let request = (request_header(id, args.len()), args);
+            let request = (request_header(id, args.len(), &opts.limits), args);
             let child = Guarded::new(child);
             watch::watch(
                 waiter,
@@ -375,5 +399,34 @@ mod tests {
     #[test]
     fn nonce_is_hex() {
         assert_eq!(nonce_hex(&[0xab; 16]), "ab".repeat(16));
+    }
+
+    /// The request header: id, length, memory bytes, CPU nanoseconds, each
+    /// a little-endian `u64`, 0 for no limit; a CPU limit never encodes as
+    /// 0 (which would mean none).
+    #[test]
+    fn a_request_header_carries_the_limits() {
+        let limits = Limits {
+            memory: Some(64 << 20),
+            cpu: Some(std::time::Duration::from_millis(250)),
+        };
+        let head = request_header(7, 3, &limits);
+        assert_eq!(head.len(), REQUEST_LEN);
+        assert_eq!(&head[16..24], &(64u64 << 20).to_le_bytes());
+        assert_eq!(&head[24..], &250_000_000u64.to_le_bytes());
+        let fixed: [u8; REQUEST_LEN] = head.try_into().unwrap();
+        assert_eq!(decode_request(&fixed), (7, 3, limits));
+        let none: [u8; REQUEST_LEN] = request_header(7, 3, &Limits::default()).try_into().unwrap();
+        assert_eq!(decode_request(&none), (7, 3, Limits::default()));
+        assert_eq!(&none[16..], &[0u8; 16]);
+        let tiny = Limits {
+            memory: None,
+            cpu: Some(std::time::Duration::from_nanos(0)),
+        };
+        let tiny: [u8; REQUEST_LEN] = request_header(1, 0, &tiny).try_into().unwrap();
+        assert_eq!(
+            decode_request(&tiny).2.cpu,
+            Some(std::time::Duration::from_nanos(1))
+        );
     }
 }

@@ -19,7 +19,7 @@ use crate::registry::{self, RegisteredFd};
 use crate::run::{self, Retry, Step};
 use crate::spawner;
 use crate::waiter::AsyncWaiter;
-use crate::watch::{self, Guarded, Outcome};
+use crate::watch::{self, Ended, Guarded};
 use crate::{Error, Options};
 
 /// The function, kept by the caller across attempts. Each forked child
@@ -62,11 +62,25 @@ where
     F: FnOnce() -> R,
     R: Serialize + DeserializeOwned,
 {
+    call_measured(options, function, body, failed).map(|(value, _)| value)
+}
+
+/// [`call`], with what the last attempt's child used.
+pub(crate) fn call_measured<R, F>(
+    options: &Options,
+    function: &str,
+    body: F,
+    failed: fn(&R) -> bool,
+) -> Result<(R, Option<crate::usage::Usage>), Error>
+where
+    F: FnOnce() -> R,
+    R: Serialize + DeserializeOwned,
+{
     let mut body = Body::new(body);
     run::run(options, function, |opts, cancel| {
         // The deadline runs from the call: the cost of forking counts.
         let deadline = Deadline::after(opts.secs);
-        let started = spawn(opts.kill, &mut body, failed);
+        let started = spawn(opts.kill, opts.limits, &mut body, failed);
         block_now(attempt(
             &mut Blocking,
             function,
@@ -98,8 +112,8 @@ where
         retry.start();
         let (opts, cancel) = (retry.opts(), retry.cancel());
         let deadline = Deadline::after(opts.secs);
-        let (kill, body) = (opts.kill, &mut body);
-        let started = spawner::run(move || spawn(kill, body, failed));
+        let (kill, limits, body) = (opts.kill, opts.limits, &mut body);
+        let started = spawner::run(move || spawn(kill, limits, body, failed));
         let outcome = attempt(&mut AsyncWaiter, function, opts, cancel, deadline, started).await;
         if let Step::Done(result) = retry.record(outcome) {
             return result;
@@ -115,7 +129,7 @@ async fn attempt<R, W>(
     cancel: Option<&crate::cancel::Epoch>,
     deadline: Deadline,
     started: io::Result<(Child, RegisteredFd)>,
-) -> Outcome<R>
+) -> Ended<R>
 where
     R: DeserializeOwned,
     W: Waiter,
@@ -142,6 +156,7 @@ where
 /// Forks the child. Returns it and the read end of its result pipe.
 fn spawn<R, F>(
     kill: bool,
+    limits: crate::limits::Limits,
     body: &mut Body<F>,
     failed: fn(&R) -> bool,
 ) -> io::Result<(Child, RegisteredFd)>
@@ -195,6 +210,7 @@ where
                     kill,
                     pipe,
                     close,
+                    limits,
                 },
                 f,
                 failed,

@@ -40,6 +40,7 @@ mod executor;
 mod fork;
 #[cfg(target_os = "linux")]
 mod leftovers;
+mod limits;
 mod options;
 #[cfg(target_os = "linux")]
 mod pool;
@@ -55,6 +56,10 @@ mod registry;
 mod run;
 #[cfg(unix)]
 mod spawner;
+mod stuck;
+#[cfg(target_os = "linux")]
+mod syscalls;
+mod usage;
 #[cfg(unix)]
 mod waiter;
 #[cfg(unix)]
@@ -66,9 +71,13 @@ pub use cancel::kill_all;
 #[cfg(unix)]
 pub use command::CommandExt;
 pub use error::Error;
+pub use limits::Limit;
 pub use options::Options;
 #[cfg(target_os = "linux")]
 pub use pool::{set_pool_idle_timeout, set_pool_size, IDLE_TIMEOUT as POOL_IDLE_TIMEOUT};
+#[cfg(unix)]
+pub use stuck::{State, Stuck};
+pub use usage::Usage;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -104,6 +113,31 @@ where
     R: Serialize + DeserializeOwned,
 {
     fork::call(options, std::any::type_name::<F>(), f, |_| false)
+}
+
+/// [`run_with_timeout`], and what the child that returned the value used,
+/// as the kernel accounted it when rwt reaped the child (`None` only if it
+/// was not reaped within a second of answering, or its status was taken
+/// by someone else). Errors carry the same through [`Error::usage`].
+///
+/// ```
+/// # use rwt_runtime as rwt;
+/// let opts = rwt::Options::new().secs(5.0);
+/// let (sum, usage) = rwt::run_with_usage(&opts, || (1..=100u32).sum::<u32>())?;
+/// assert_eq!(sum, 5050);
+/// assert!(usage.is_some_and(|u| u.max_rss > 0));
+/// # Ok::<(), rwt::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// As for [`run_with_timeout`].
+pub fn run_with_usage<R, F>(options: &Options, f: F) -> Result<(R, Option<Usage>), Error>
+where
+    F: FnOnce() -> R,
+    R: Serialize + DeserializeOwned,
+{
+    fork::call_measured(options, std::any::type_name::<F>(), f, |_| false)
 }
 
 /// Items used by the code that `#[rwt::timeout]` generates. Not public API:
@@ -324,6 +358,7 @@ pub mod __private {
             });
         }
         let encoded = crate::codec::encode(args).map_err(|detail| Error::Codec {
+            usage: None,
             function: function.to_owned(),
             detail: detail.replace("the result", "the arguments"),
         })?;
@@ -337,6 +372,7 @@ pub mod __private {
                     encoded.len(),
                     crate::exec::ARGS_LIMIT
                 ),
+                usage: None,
             });
         }
         Ok(encoded)

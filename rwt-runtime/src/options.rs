@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::limits::Limits;
 use crate::Error;
 
 /// The smallest deadline accepted: below a millisecond the cost of starting a
@@ -39,6 +40,8 @@ pub struct Options {
     grace: f64,
     result_limit: u64,
     output_limit: u64,
+    memory: Option<u64>,
+    cpu: Option<f64>,
 }
 
 impl Default for Options {
@@ -58,6 +61,8 @@ impl Options {
             grace: 0.0,
             result_limit: DEFAULT_RESULT_LIMIT,
             output_limit: DEFAULT_OUTPUT_LIMIT,
+            memory: None,
+            cpu: None,
         }
     }
 
@@ -115,6 +120,26 @@ impl Options {
         self
     }
 
+    /// The most memory, in bytes, that one attempt may add to what its child
+    /// holds when the attempt starts (at least 1; no limit by default). Over
+    /// it, the attempt ends as [`Error::LimitExceeded`] and is not retried.
+    /// Linux only. See the README's "Limits beyond time" for what counts.
+    #[must_use]
+    pub const fn memory(mut self, bytes: u64) -> Self {
+        self.memory = Some(bytes);
+        self
+    }
+
+    /// The most CPU time (user + system), in seconds, that one attempt may
+    /// use (finite, more than 0; no limit by default). A sleeping child is
+    /// not charged. Over it, the attempt ends as [`Error::LimitExceeded`]
+    /// and is not retried. Linux only.
+    #[must_use]
+    pub const fn cpu(mut self, secs: f64) -> Self {
+        self.cpu = Some(secs);
+        self
+    }
+
     /// Checks every value and converts the durations.
     pub(crate) fn check(&self) -> Result<Checked, Error> {
         let invalid = |detail: String| Err(Error::InvalidOptions { detail });
@@ -133,6 +158,25 @@ impl Options {
         if self.output_limit == 0 {
             return invalid("`output_limit` must be at least 1 byte".into());
         }
+        if self.memory == Some(0) {
+            return invalid("`memory` must be at least 1 byte".into());
+        }
+        if let Some(cpu) = self.cpu {
+            if let Some(problem) = cpu_problem(cpu) {
+                return invalid(format!("`cpu` {problem}, got {cpu}"));
+            }
+        }
+        if cfg!(not(target_os = "linux")) && (self.memory.is_some() || self.cpu.is_some()) {
+            return invalid("`memory` and `cpu` limits need Linux".into());
+        }
+        let limits = Limits {
+            memory: self.memory,
+            // Below a microsecond the timer could not be armed at all.
+            cpu: self
+                .cpu
+                .and_then(|c| Duration::try_from_secs_f64(c).ok())
+                .map(|c| c.max(Duration::from_micros(1))),
+        };
         // Both values are finite and in range here, so neither can fail.
         let secs = Duration::try_from_secs_f64(self.secs);
         let grace = Duration::try_from_secs_f64(self.grace);
@@ -145,6 +189,8 @@ impl Options {
                 grace,
                 result_limit: self.result_limit,
                 output_limit: self.output_limit,
+                limits,
+                cpu_f64: self.cpu,
             }),
             _ => invalid(format!(
                 "durations out of range: secs {}, grace {}",
@@ -164,6 +210,9 @@ pub(crate) struct Checked {
     pub grace: Duration,
     pub result_limit: u64,
     pub output_limit: u64,
+    pub limits: Limits,
+    /// The CPU limit as given, for the error.
+    pub cpu_f64: Option<f64>,
 }
 
 /// What is wrong with a `secs` value, if anything. Shared by the run-time
@@ -176,6 +225,20 @@ pub const fn secs_problem(secs: f64) -> Option<&'static str> {
     } else if secs < MIN_SECS {
         Some("must be at least 0.001 (1 ms)")
     } else if secs > MAX_SECS {
+        Some("must be at most 3155760000 (100 years)")
+    } else {
+        None
+    }
+}
+
+/// What is wrong with a `cpu` value, if anything. Shared by the run-time
+/// check and the macro's.
+pub const fn cpu_problem(cpu: f64) -> Option<&'static str> {
+    if cpu.is_nan() || cpu.is_infinite() {
+        Some("must be a finite number")
+    } else if cpu <= 0.0 {
+        Some("must be greater than 0")
+    } else if cpu > MAX_SECS {
         Some("must be at most 3155760000 (100 years)")
     } else {
         None
@@ -235,5 +298,23 @@ mod tests {
         assert!(Options::new().grace(0.0).check().is_ok());
         assert!(detail(&Options::new().result_limit(0)).contains("result_limit"));
         assert!(detail(&Options::new().output_limit(0)).contains("output_limit"));
+    }
+
+    #[test]
+    fn bad_limits_are_errors() {
+        assert!(detail(&Options::new().memory(0)).contains("`memory`"));
+        for bad in [f64::NAN, -1.0, 0.0, f64::INFINITY, 1e300] {
+            assert!(
+                detail(&Options::new().cpu(bad)).starts_with("`cpu` must"),
+                "{bad}"
+            );
+        }
+        let c = Options::new().memory(64 << 20).cpu(0.25).check().unwrap();
+        assert_eq!(c.limits.memory, Some(64 << 20));
+        assert_eq!(c.limits.cpu, Some(Duration::from_millis(250)));
+        let tiny = Options::new().cpu(1e-10).check().unwrap();
+        assert_eq!(tiny.limits.cpu, Some(Duration::from_micros(1)));
+        let none = Options::new().check().unwrap();
+        assert_eq!(none.limits, Limits::default());
     }
 }

@@ -29,7 +29,7 @@ use crate::options::Checked;
 use crate::process::Child;
 use crate::reaper;
 use crate::registry::{self, RegisteredFd};
-use crate::watch::{self, Guarded, Outcome};
+use crate::watch::{self, Ended, Guarded, Outcome};
 
 /// How long a worker may stay idle before it retires, unless
 /// [`set_pool_idle_timeout`] says otherwise.
@@ -128,14 +128,21 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
     cancel: Option<&crate::cancel::Epoch>,
     id: u64,
     args: &[u8],
-) -> Outcome<R> {
+) -> Ended<R> {
+    let started = Instant::now();
     let deadline = Deadline::after(opts.secs);
     loop {
         let worker = match take_idle() {
             Some(w) => w,
             None => match start_via_pool_thread(deadline) {
                 Ok(Some(w)) => w,
-                Ok(None) => return Outcome::Timeout { orphan: None },
+                Ok(None) => {
+                    return Outcome::Timeout {
+                        orphan: None,
+                        stuck: None,
+                    }
+                    .into()
+                }
                 Err(e) => return watch::spawn_failed(function, e),
             },
         };
@@ -145,7 +152,10 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
             waiter,
             child.child(),
             channel.fd(),
-            (crate::exec::request_header(id, args.len()), args),
+            (
+                crate::exec::request_header(id, args.len(), &opts.limits),
+                args,
+            ),
             opts.result_limit,
             watch::Stop { deadline, cancel },
             true,
@@ -169,6 +179,7 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
         // the same read took both.
         let leaving = reader.leaving_follows();
         let mut kept = false;
+        let mut failed = None;
         let answered = |child: Child, kind: Kind| {
             let worker = Worker {
                 child,
@@ -178,18 +189,30 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
             if matches!(kind, Kind::Value | Kind::Failed) && !leaving {
                 give_back(worker);
                 kept = true;
-            } else {
-                // A worker whose function panicked, or that could not
-                // serve the request, leaves (it exits on its own).
+            } else if matches!(kind, Kind::Value | Kind::Failed) {
                 retire(worker);
+            } else {
+                // A worker whose function panicked, went over its memory
+                // limit or could not serve the request leaves (it exits on
+                // its own): reaped here, for its usage.
+                failed = Some(worker);
             }
         };
-        let outcome =
+        let mut ended =
             watch::conclude(waiter, function, opts, child, waited, reader, answered).await;
         if !kept {
             ask(Request::Replace);
         }
-        return outcome;
+        if let Some(Worker { child, channel, .. }) = failed {
+            drop(channel);
+            ended.usage = watch::finish(waiter, child, opts.kill).await;
+        }
+        // The worker's CPU time and peak memory are its life's; the wall
+        // time is this call's.
+        if let Some(usage) = &mut ended.usage {
+            usage.wall = started.elapsed();
+        }
+        return ended;
     }
 }
 

@@ -10,7 +10,7 @@
 //! which reaps as it sees the exit.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::signal::{self, Signal};
@@ -18,6 +18,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::deadline::{Deadline, Waiter};
+use crate::usage::Usage;
 
 /// How a child ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +42,10 @@ pub(crate) struct Child {
     pidfd: Option<OwnedFd>,
     /// Set once reaped (or lost): from then on the pid is not ours to signal.
     status: Option<Status>,
+    /// When rwt took charge of it, for [`Usage::wall`].
+    started: Instant,
+    /// The kernel's accounting of it, once reaped by [`Child::reap`].
+    usage: Option<Usage>,
 }
 
 impl Child {
@@ -50,6 +55,8 @@ impl Child {
             pid,
             pidfd: None,
             status: None,
+            started: Instant::now(),
+            usage: None,
         };
         #[cfg(target_os = "linux")]
         match pidfd_open(pid) {
@@ -261,7 +268,8 @@ impl Child {
     }
 
     /// Collects the exit status of a child that has ended (see
-    /// [`Child::has_exited`]). Does not block for long: the child is gone.
+    /// [`Child::has_exited`]), with the kernel's accounting of it (see
+    /// [`Child::usage`]). Does not block for long: the child is gone.
     pub(crate) fn reap(&mut self) -> Status {
         if let Some(status) = self.status {
             return status;
@@ -269,21 +277,47 @@ impl Child {
         let status = loop {
             #[cfg(target_os = "linux")]
             let res = match &self.pidfd {
-                Some(fd) => nix::sys::wait::waitid(
-                    nix::sys::wait::Id::PIDFd(fd.as_fd()),
-                    WaitPidFlag::WEXITED,
-                ),
+                Some(fd) => {
+                    use std::os::fd::AsRawFd;
+                    let fd = nix::libc::id_t::try_from(fd.as_raw_fd()).unwrap_or(0);
+                    crate::usage::waitid(nix::libc::P_PIDFD, fd, nix::libc::WEXITED)
+                }
                 // The exit was seen (WNOWAIT): the zombie is there to reap,
                 // unless a stranger took it since and the number went to
                 // another child of ours, which must not be waited for.
-                None => match nix::sys::wait::waitpid(self.pid, Some(WaitPidFlag::WNOHANG)) {
-                    Ok(WaitStatus::StillAlive) => Err(Errno::ECHILD),
-                    other => other,
-                },
+                None => crate::usage::waitid(
+                    nix::libc::P_PID,
+                    self.pid.as_raw().unsigned_abs(),
+                    nix::libc::WEXITED | nix::libc::WNOHANG,
+                ),
             };
-            #[cfg(not(target_os = "linux"))]
-            let res = nix::sys::wait::waitpid(self.pid, None);
+            #[cfg(target_os = "linux")]
             match res {
+                Err(Errno::EINTR) => continue,
+                Ok(Some(waited)) => {
+                    let usage = Usage::from_rusage(&waited.rusage, self.started.elapsed());
+                    tracing::debug!(
+                        target: "rwt",
+                        pid = self.pid(),
+                        user_us = u64::try_from(usage.user.as_micros()).unwrap_or(u64::MAX),
+                        system_us = u64::try_from(usage.system.as_micros()).unwrap_or(u64::MAX),
+                        max_rss = usage.max_rss,
+                        wall_us = u64::try_from(usage.wall.as_micros()).unwrap_or(u64::MAX),
+                        "child reaped"
+                    );
+                    self.usage = Some(usage);
+                    break match waited.code {
+                        nix::libc::CLD_EXITED => Status::Exited(waited.status),
+                        nix::libc::CLD_KILLED | nix::libc::CLD_DUMPED => {
+                            Status::Signaled(waited.status)
+                        }
+                        _ => Status::Lost,
+                    };
+                }
+                Ok(None) | Err(_) => break Status::Lost,
+            }
+            #[cfg(not(target_os = "linux"))]
+            match nix::sys::wait::waitpid(self.pid, None) {
                 Err(Errno::EINTR) => continue,
                 Ok(st) => break status_of(st).unwrap_or(Status::Lost),
                 Err(_) => break Status::Lost,
@@ -292,6 +326,12 @@ impl Child {
         self.status = Some(status);
         self.pidfd = None;
         status
+    }
+
+    /// What the child used, as the kernel accounted it when [`Child::reap`]
+    /// reaped it; `None` before, or if its status was lost.
+    pub(crate) fn usage(&self) -> Option<Usage> {
+        self.usage
     }
 
     /// Fallback without a pidfd. On Linux `waitid(P_PID, WNOWAIT)` sees the
@@ -332,6 +372,7 @@ impl Child {
     }
 }
 
+#[cfg(not(target_os = "linux"))]
 fn status_of(st: WaitStatus) -> Option<Status> {
     match st {
         WaitStatus::Exited(_, code) => Some(Status::Exited(code)),

@@ -4,12 +4,14 @@ use std::sync::Arc;
 
 use crate::cancel::Epoch;
 use crate::options::Checked;
-use crate::watch::Outcome;
+use crate::stuck::Stuck;
+use crate::usage::Usage;
+use crate::watch::{Ended, Outcome};
 use crate::{Error, Options};
 
 /// How the last failed attempt ended.
 enum Failure {
-    Timeout,
+    Timeout(Option<Stuck>),
     Panicked(String),
     Crashed {
         signal: Option<i32>,
@@ -30,6 +32,8 @@ pub(crate) struct Retry<'a> {
     attempt: u32,
     orphans: Vec<u32>,
     last: Failure,
+    /// What the last attempt's child used, if it was reaped.
+    usage: Option<Usage>,
 }
 
 /// What comes after an attempt.
@@ -49,7 +53,8 @@ impl<'a> Retry<'a> {
             cancel: crate::cancel::current(),
             attempt: 0,
             orphans: Vec::new(),
-            last: Failure::Timeout,
+            last: Failure::Timeout(None),
+            usage: None,
         })
     }
 
@@ -71,19 +76,26 @@ impl<'a> Retry<'a> {
         }
     }
 
+    /// What the child of the attempt recorded last used, if it was reaped.
+    pub(crate) fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
     /// Takes the outcome of the attempt just made.
-    pub(crate) fn record<R>(&mut self, outcome: Outcome<R>) -> Step<R> {
+    pub(crate) fn record<R>(&mut self, ended: Ended<R>) -> Step<R> {
         let function = self.function;
         let last_try = self.attempt >= self.opts.ntries;
-        match outcome {
+        self.usage = ended.usage;
+        let usage = ended.usage.map(Box::new);
+        match ended.outcome {
             Outcome::Value(value) => return self.done(Ok(value)),
             // The function's own `Err`: a value. Retried while attempts
             // remain; the last one is returned as it is.
             Outcome::Failed(value) if last_try => return self.done(Ok(value)),
             Outcome::Failed(_) => {}
-            Outcome::Timeout { orphan } => {
+            Outcome::Timeout { orphan, stuck } => {
                 self.orphans.extend(orphan);
-                self.last = Failure::Timeout;
+                self.last = Failure::Timeout(stuck);
             }
             Outcome::Panicked(message) => self.last = Failure::Panicked(message),
             Outcome::Crashed { signal, exit_code } => {
@@ -94,12 +106,25 @@ impl<'a> Retry<'a> {
                 return self.done(Err(Error::Codec {
                     function: function.to_owned(),
                     detail,
+                    usage,
                 }))
             }
             Outcome::Cancelled => {
                 return self.done(Err(Error::Cancelled {
                     function: function.to_owned(),
+                    usage,
                 }))
+            }
+            // It would go over again.
+            Outcome::Limit(limit) => {
+                tracing::debug!(target: "rwt", function, %limit, "limit exceeded");
+                return Step::Done(Err(Error::LimitExceeded {
+                    function: function.to_owned(),
+                    limit,
+                    attempts: self.attempt,
+                    orphans: std::mem::take(&mut self.orphans),
+                    usage,
+                }));
             }
             // Out of processes or descriptors: retrying at once would only
             // make it worse.
@@ -131,19 +156,23 @@ impl<'a> Retry<'a> {
     fn failed(&mut self) -> Error {
         let function = self.function.to_owned();
         let attempts = self.opts.ntries;
-        match std::mem::replace(&mut self.last, Failure::Timeout) {
-            Failure::Timeout => Error::Timeout {
+        let usage = self.usage.map(Box::new);
+        match std::mem::replace(&mut self.last, Failure::Timeout(None)) {
+            Failure::Timeout(stuck) => Error::Timeout {
                 function,
                 secs: self.opts.secs_f64,
                 attempts,
                 killed: self.opts.kill,
                 orphans: std::mem::take(&mut self.orphans),
+                stuck: stuck.map(Box::new),
+                usage,
             },
             Failure::Panicked(message) => Error::Panicked {
                 function,
                 message,
                 attempts,
                 orphans: std::mem::take(&mut self.orphans),
+                usage,
             },
             Failure::Crashed { signal, exit_code } => Error::Crashed {
                 function,
@@ -151,24 +180,26 @@ impl<'a> Retry<'a> {
                 exit_code,
                 attempts,
                 orphans: std::mem::take(&mut self.orphans),
+                usage,
             },
         }
     }
 }
 
 /// Makes attempts with `options`, retrying as they say, whatever the mode:
-/// `attempt_once` runs one.
+/// `attempt_once` runs one. With the value comes what the last attempt's
+/// child used, if it was reaped.
 pub(crate) fn run<R>(
     options: &Options,
     function: &str,
-    mut attempt_once: impl FnMut(&Checked, Option<&Epoch>) -> Outcome<R>,
-) -> Result<R, Error> {
+    mut attempt_once: impl FnMut(&Checked, Option<&Epoch>) -> Ended<R>,
+) -> Result<(R, Option<Usage>), Error> {
     let mut retry = Retry::new(options, function)?;
     loop {
         retry.start();
-        let outcome = attempt_once(retry.opts(), retry.cancel());
-        if let Step::Done(result) = retry.record(outcome) {
-            return result;
+        let ended = attempt_once(retry.opts(), retry.cancel());
+        if let Step::Done(result) = retry.record(ended) {
+            return result.map(|value| (value, retry.usage()));
         }
     }
 }

@@ -15,10 +15,13 @@ use serde::de::DeserializeOwned;
 use crate::cancel::Epoch;
 use crate::codec::{self, FrameReader, Kind};
 use crate::deadline::{self, Blocking, Deadline, Waiter};
+use crate::limits::Limit;
 use crate::options::Checked;
 use crate::process::{Child, Status, FALLBACK_STEP};
 use crate::reaper;
 use crate::registry::RegisteredFd;
+use crate::stuck::Stuck;
+use crate::usage::Usage;
 
 /// How long a call waits for a killed child to be reaped before handing it
 /// to the background reaper and returning anyway (a child with a large
@@ -33,8 +36,12 @@ pub(crate) enum Outcome<R> {
     Value(R),
     /// The function's value, which counts as a failed attempt (an `Err`).
     Failed(R),
-    /// The deadline passed; `orphan` is the pid left running (kill = false).
-    Timeout { orphan: Option<u32> },
+    /// The deadline passed; `orphan` is the pid left running (kill = false),
+    /// `stuck` what it was doing then.
+    Timeout {
+        orphan: Option<u32>,
+        stuck: Option<Stuck>,
+    },
     /// The function panicked.
     Panicked(String),
     /// The child ended without a result.
@@ -48,6 +55,25 @@ pub(crate) enum Outcome<R> {
     Spawn(io::Error),
     /// `kill_all` ran: the child was killed.
     Cancelled,
+    /// The attempt went over a limit beyond time.
+    Limit(Limit),
+}
+
+/// An attempt's outcome, with what its child used if it was reaped.
+#[derive(Debug)]
+pub(crate) struct Ended<R> {
+    pub outcome: Outcome<R>,
+    pub usage: Option<Usage>,
+}
+
+impl<R> From<Outcome<R>> for Ended<R> {
+    /// An outcome without a reaped child.
+    fn from(outcome: Outcome<R>) -> Self {
+        Ended {
+            outcome,
+            usage: None,
+        }
+    }
 }
 
 /// How waiting for the child ended.
@@ -126,7 +152,7 @@ pub(crate) async fn watch<R: DeserializeOwned, W: Waiter>(
     channel: RegisteredFd,
     outgoing: (Vec<u8>, &[u8]),
     stop: Stop<'_>,
-) -> Outcome<R> {
+) -> Ended<R> {
     tracing::debug!(target: "rwt", function, pid = child.child().pid(), "child started");
     let (waited, reader) = exchange(
         waiter,
@@ -140,14 +166,14 @@ pub(crate) async fn watch<R: DeserializeOwned, W: Waiter>(
     .await;
     drop(channel);
     let mut finished = None;
-    let outcome = conclude(waiter, function, opts, child, waited, reader, |child, _| {
+    let mut ended = conclude(waiter, function, opts, child, waited, reader, |child, _| {
         finished = Some(child);
     })
     .await;
     if let Some(child) = finished {
-        finish(waiter, child, opts.kill).await;
+        ended.usage = finish(waiter, child, opts.kill).await;
     }
-    outcome
+    ended
 }
 
 /// Sends `outgoing` and waits for the answer, the child's end or the
@@ -194,8 +220,9 @@ pub(crate) async fn conclude<R: DeserializeOwned, W: Waiter>(
     waited: Waited,
     reader: FrameReader,
     answered: impl FnOnce(Child, Kind),
-) -> Outcome<R> {
-    match waited {
+) -> Ended<R> {
+    let mut usage = None;
+    let outcome = match waited {
         Waited::Frame => {
             let pid = child.child().pid();
             let Some(frame) = reader.into_frame() else {
@@ -210,6 +237,15 @@ pub(crate) async fn conclude<R: DeserializeOwned, W: Waiter>(
                 Kind::EncodeError => {
                     Outcome::Codec(String::from_utf8_lossy(&frame.body).into_owned())
                 }
+                // Only from a child that had the limit armed.
+                Kind::MemoryLimit => match opts.limits.memory {
+                    Some(bytes) => Outcome::Limit(Limit::Memory { bytes }),
+                    None => Outcome::Codec("malformed result frame (kind byte 0x4d)".into()),
+                },
+                Kind::CpuLimit => match opts.cpu_f64 {
+                    Some(secs) => Outcome::Limit(Limit::Cpu { secs }),
+                    None => Outcome::Codec("malformed result frame (kind byte 0x43)".into()),
+                },
                 // Only a pool worker says it is leaving, and the pool deals
                 // with that before here.
                 Kind::Leaving => Outcome::Codec("malformed result frame (kind byte 0x4c)".into()),
@@ -223,6 +259,7 @@ pub(crate) async fn conclude<R: DeserializeOwned, W: Waiter>(
                 child.signal_group(Signal::SIGKILL);
             }
             let status = child.reap();
+            usage = child.usage();
             tracing::debug!(target: "rwt", function, pid = child.pid(), ?status, "child ended without a result");
             match status {
                 Status::Exited(code) => Outcome::Crashed {
@@ -241,36 +278,54 @@ pub(crate) async fn conclude<R: DeserializeOwned, W: Waiter>(
         }
         Waited::Timeout => {
             let pid = child.child().pid();
+            // Before the kill, and only now: what it was doing. Not reaped,
+            // so the number is still its own.
+            let stuck = child
+                .child()
+                .is_ours()
+                .then(|| crate::stuck::snapshot(pid))
+                .flatten();
             if opts.kill {
-                tracing::debug!(target: "rwt", function, pid, "timed out, killing");
-                let _ = kill(waiter, child, opts.grace).await;
-                Outcome::Timeout { orphan: None }
+                tracing::debug!(target: "rwt", function, pid, stuck = stuck.as_ref().map(tracing::field::display), "timed out, killing");
+                usage = kill(waiter, child, opts.grace).await.and_then(|(_, u)| u);
+                Outcome::Timeout {
+                    orphan: None,
+                    stuck,
+                }
             } else {
-                tracing::debug!(target: "rwt", function, pid, "timed out, left running as an orphan");
+                tracing::debug!(target: "rwt", function, pid, stuck = stuck.as_ref().map(tracing::field::display), "timed out, left running as an orphan");
                 reaper::adopt(child.into_inner());
-                Outcome::Timeout { orphan: Some(pid) }
+                Outcome::Timeout {
+                    orphan: Some(pid),
+                    stuck,
+                }
             }
         }
         Waited::Cancelled => {
             tracing::debug!(target: "rwt", function, pid = child.child().pid(), "cancelled, killing");
-            let _ = kill(waiter, child, Duration::ZERO).await;
+            usage = kill(waiter, child, Duration::ZERO)
+                .await
+                .and_then(|(_, u)| u);
             Outcome::Cancelled
         }
         Waited::BadFrame(detail) => {
-            let _ = kill(waiter, child, Duration::ZERO).await;
+            usage = kill(waiter, child, Duration::ZERO)
+                .await
+                .and_then(|(_, u)| u);
             Outcome::Codec(detail)
         }
         Waited::Io(e) => {
             let _ = kill(waiter, child, Duration::ZERO).await;
             Outcome::Spawn(e)
         }
-    }
+    };
+    Ended { outcome, usage }
 }
 
 /// An attempt whose child could not be started.
-pub(crate) fn spawn_failed<R>(function: &str, e: io::Error) -> Outcome<R> {
+pub(crate) fn spawn_failed<R>(function: &str, e: io::Error) -> Ended<R> {
     tracing::debug!(target: "rwt", function, error = %e, "spawn failed");
-    Outcome::Spawn(e)
+    Outcome::Spawn(e).into()
 }
 
 fn decoded<R: DeserializeOwned>(body: &[u8], wrap: fn(R) -> Outcome<R>) -> Outcome<R> {
@@ -463,15 +518,17 @@ fn drain(pipe: &OwnedFd, reader: &mut FrameReader) -> Result<bool, Waited> {
 }
 
 /// After a complete frame: make sure the child (and, with kill = true, its
-/// group) is gone, and reap it.
-pub(crate) async fn finish<W: Waiter>(waiter: &mut W, child: Child, kill: bool) {
+/// group) is gone, and reap it. Returns what it used, if it was reaped.
+pub(crate) async fn finish<W: Waiter>(waiter: &mut W, child: Child, kill: bool) -> Option<Usage> {
     if kill {
         // The frame is the child's last act: everything left in its group
         // (the child on its way out, anything it started) goes now.
         child.signal_group(Signal::SIGKILL);
         child.signal(Signal::SIGKILL);
     }
-    let _ = reap_bounded(waiter, Guarded::new(child)).await;
+    reap_bounded(waiter, Guarded::new(child))
+        .await
+        .and_then(|(_, usage)| usage)
 }
 
 /// The kill ladder: SIGTERM (and SIGCONT, so a stopped child can act on it)
@@ -481,7 +538,7 @@ pub(crate) async fn kill<W: Waiter>(
     waiter: &mut W,
     mut child: Guarded,
     grace: Duration,
-) -> Option<Status> {
+) -> Option<(Status, Option<Usage>)> {
     if !grace.is_zero() {
         for sig in [Signal::SIGTERM, Signal::SIGCONT] {
             child.child().signal_group(sig);
@@ -498,20 +555,25 @@ pub(crate) async fn kill<W: Waiter>(
 }
 
 /// [`kill`] for sync callers.
-pub(crate) fn kill_now(child: Child, grace: Duration) -> Option<Status> {
+pub(crate) fn kill_now(child: Child, grace: Duration) -> Option<(Status, Option<Usage>)> {
     deadline::block_now(kill(&mut Blocking, Guarded::new(child), grace))
 }
 
 /// Reaps the child if it ends within [`REAP_BOUND`] and returns how it
-/// ended; otherwise the background reaper takes it and the call goes on.
-pub(crate) async fn reap_bounded<W: Waiter>(waiter: &mut W, mut child: Guarded) -> Option<Status> {
+/// ended and what it used; otherwise the background reaper takes it and
+/// the call goes on.
+pub(crate) async fn reap_bounded<W: Waiter>(
+    waiter: &mut W,
+    mut child: Guarded,
+) -> Option<(Status, Option<Usage>)> {
     let ended = child
         .child()
         .wait_exit(waiter, Deadline::after(REAP_BOUND))
         .await;
     let mut child = child.into_inner();
     if ended {
-        Some(child.reap())
+        let status = child.reap();
+        Some((status, child.usage()))
     } else {
         tracing::debug!(target: "rwt", pid = child.pid(), "child slow to die, handed to the reaper");
         reaper::adopt(child);

@@ -1,0 +1,216 @@
+//! What a child was doing when its deadline passed: a snapshot from
+//! `/proc`, taken before the kill and only then (never on the fast path).
+
+use std::fmt;
+
+/// The scheduler state of a process, from `/proc/<pid>/stat`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum State {
+    /// Running on a CPU, or ready to (`R`).
+    Running,
+    /// Asleep until something happens: a read, a lock, a timer (`S`).
+    Sleeping,
+    /// In uninterruptible sleep, usually waiting for I/O (`D`).
+    Uninterruptible,
+    /// Stopped by a signal (`T`).
+    Stopped,
+    /// Stopped by a tracer (`t`).
+    Traced,
+    /// Exited, not yet reaped (`Z`, `X`).
+    Exited,
+    /// Another state letter.
+    Other(char),
+}
+
+impl State {
+    fn from_letter(c: char) -> Self {
+        match c {
+            'R' => State::Running,
+            'S' => State::Sleeping,
+            'D' => State::Uninterruptible,
+            'T' => State::Stopped,
+            't' => State::Traced,
+            'Z' | 'X' => State::Exited,
+            other => State::Other(other),
+        }
+    }
+}
+
+/// What the child was doing at its deadline, read from `/proc/<pid>` just
+/// before it was killed (or left running): see [`Error::stuck`].
+///
+/// In a child with several threads, the thread shown is one on a CPU if
+/// any is, else one in uninterruptible sleep, else the main thread (of the
+/// first 64 threads the kernel lists).
+///
+/// [`Error::stuck`]: crate::Error::stuck
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stuck {
+    /// The scheduler state.
+    pub state: State,
+    /// The system call it was in, by name (`openat`, `read`), if it was in
+    /// one and the kernel says which (`/proc/<pid>/syscall`).
+    pub syscall: Option<String>,
+    /// The kernel function it was waiting in (`/proc/<pid>/wchan`), if
+    /// asleep and the kernel says.
+    pub wchan: Option<String>,
+}
+
+impl fmt::Display for Stuck {
+    /// "it was blocked in openat (kernel: wait_for_partner)".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.state {
+            State::Running => return f.write_str("it was running on a CPU"),
+            State::Exited => return f.write_str("it had just exited"),
+            State::Stopped => "it was stopped by a signal",
+            State::Traced => "it was stopped by a tracer",
+            State::Sleeping if self.syscall.is_some() => "it was blocked",
+            State::Sleeping => "it was sleeping",
+            State::Uninterruptible => "it was in uninterruptible I/O",
+            State::Other(c) => return write!(f, "it was in state {c}"),
+        };
+        f.write_str(what)?;
+        if let Some(call) = &self.syscall {
+            write!(f, " in {call}")?;
+        }
+        if let Some(wchan) = &self.wchan {
+            write!(f, " (kernel: {wchan})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads what process `pid` (a child of ours, not yet reaped, so the number
+/// is still its own) is doing. `None` when `/proc` cannot tell.
+#[cfg(target_os = "linux")]
+pub(crate) fn snapshot(pid: u32) -> Option<Stuck> {
+    // A bounded look: a child with thousands of threads must not hold the
+    // kill (and the caller) past its deadline.
+    const MAX_THREADS: usize = 64;
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .take(MAX_THREADS)
+                .collect()
+        })
+        .unwrap_or_default();
+    let main = pid.to_string();
+    let mut best: Option<(u8, String, State)> = None;
+    for tid in threads.iter().chain(std::iter::once(&main)) {
+        let Some(state) = thread_state(pid, tid) else {
+            continue;
+        };
+        let rank = match state {
+            State::Running => 3,
+            State::Uninterruptible => 2,
+            _ if *tid == main => 1,
+            _ => 0,
+        };
+        if best.as_ref().is_none_or(|(r, ..)| rank > *r) {
+            best = Some((rank, tid.clone(), state));
+        }
+    }
+    let (_, tid, state) = best?;
+    let dir = format!("/proc/{pid}/task/{tid}");
+    let asleep = matches!(state, State::Sleeping | State::Uninterruptible);
+    let syscall = if asleep {
+        std::fs::read_to_string(format!("{dir}/syscall"))
+            .ok()
+            .and_then(|s| syscall_name(&s))
+    } else {
+        None
+    };
+    let wchan = if asleep {
+        std::fs::read_to_string(format!("{dir}/wchan"))
+            .ok()
+            .map(|w| w.trim().to_owned())
+            .filter(|w| !w.is_empty() && w != "0")
+    } else {
+        None
+    };
+    Some(Stuck {
+        state,
+        syscall,
+        wchan,
+    })
+}
+
+/// Off Linux there is no `/proc` to read.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn snapshot(_pid: u32) -> Option<Stuck> {
+    None
+}
+
+#[cfg(target_os = "linux")]
+fn thread_state(pid: u32, tid: &str) -> Option<State> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    let letter = crate::procfs::stat_fields(&stat)?.next()?.chars().next()?;
+    Some(State::from_letter(letter))
+}
+
+/// The name in `/proc/<pid>/syscall`'s first field: a number while in a
+/// system call, `-1` (in the kernel, not in a call) or `running`.
+#[cfg(target_os = "linux")]
+fn syscall_name(line: &str) -> Option<String> {
+    let nr: u64 = line.split_whitespace().next()?.parse().ok()?;
+    Some(crate::syscalls::name(nr).map_or_else(|| format!("system call {nr}"), str::to_owned))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_read_like_the_spec() {
+        let s = Stuck {
+            state: State::Sleeping,
+            syscall: Some("openat".into()),
+            wchan: Some("wait_for_partner".into()),
+        };
+        assert_eq!(
+            s.to_string(),
+            "it was blocked in openat (kernel: wait_for_partner)"
+        );
+        let s = Stuck {
+            state: State::Running,
+            syscall: None,
+            wchan: None,
+        };
+        assert_eq!(s.to_string(), "it was running on a CPU");
+        let s = Stuck {
+            state: State::Uninterruptible,
+            syscall: Some("read".into()),
+            wchan: Some("nfs_wait_bit_killable".into()),
+        };
+        assert_eq!(
+            s.to_string(),
+            "it was in uninterruptible I/O in read (kernel: nfs_wait_bit_killable)"
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_sleeping_process_is_seen_in_its_sleep() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        // Wait until it is in its sleep (exec and startup take a moment).
+        let mut seen = None;
+        for _ in 0..500 {
+            seen = snapshot(pid);
+            if seen.as_ref().is_some_and(|s| s.syscall.is_some()) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let seen = seen.expect("a snapshot of a live child");
+        assert_eq!(seen.state, State::Sleeping, "{seen:?}");
+        assert_eq!(seen.syscall.as_deref(), Some("clock_nanosleep"), "{seen:?}");
+    }
+}

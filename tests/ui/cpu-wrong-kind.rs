@@ -1,0 +1,6 @@
+#[rwt::timeout(cpu = "2 s")]
+fn f() -> u8 {
+    1
+}
+
+fn main() {}

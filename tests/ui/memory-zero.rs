@@ -1,0 +1,6 @@
+#[rwt::timeout(memory = "0 MiB")]
+fn f() -> u8 {
+    1
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[rwt::timeout(mem = "1 GiB")]
+fn f() -> u8 {
+    1
+}
+
+fn main() {}
