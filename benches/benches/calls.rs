@@ -32,6 +32,23 @@ fn pool_add(x: u64) -> u64 {
     x + 1
 }
 
+// The same with limits beyond time: what arming them costs a call.
+
+#[timeout(secs = 10.0, memory = "256 MiB", cpu = 2.0)]
+fn fork_add_limited(x: u64) -> u64 {
+    x + 1
+}
+
+#[timeout(secs = 10.0, mode = "exec", memory = "256 MiB", cpu = 2.0)]
+fn exec_add_limited(x: u64) -> u64 {
+    x + 1
+}
+
+#[timeout(secs = 10.0, mode = "pool", memory = "256 MiB", cpu = 2.0)]
+fn pool_add_limited(x: u64) -> u64 {
+    x + 1
+}
+
 #[timeout(secs = 30.0)]
 fn fork_echo_vec(data: Vec<u8>) -> Vec<u8> {
     data
@@ -158,6 +175,15 @@ fn per_call(c: &mut Criterion, pool: &procspawn::Pool) {
     g.bench_function("spawn_floor", |b| b.iter(spawn_floor));
     g.bench_function("rwt_exec", |b| b.iter(|| exec_add(black_box(1)).unwrap()));
     g.bench_function("rwt_pool", |b| b.iter(|| pool_add(black_box(1)).unwrap()));
+    g.bench_function("rwt_fork_limits", |b| {
+        b.iter(|| fork_add_limited(black_box(1)).unwrap())
+    });
+    g.bench_function("rwt_exec_limits", |b| {
+        b.iter(|| exec_add_limited(black_box(1)).unwrap())
+    });
+    g.bench_function("rwt_pool_limits", |b| {
+        b.iter(|| pool_add_limited(black_box(1)).unwrap())
+    });
     g.bench_function("procspawn_spawn", |b| {
         b.iter(|| {
             procspawn::spawn(black_box(1u64), procspawn_add)
