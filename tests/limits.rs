@@ -559,3 +559,37 @@ fn a_lower_data_limit_of_someone_elses_is_kept() {
         other => panic!("{other:?}"),
     }
 }
+
+#[rwt::timeout(secs = 30.0, cpu = 0.2)]
+async fn async_fork_spin() -> u64 {
+    let mut n = 0u64;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
+}
+
+#[rwt::timeout(secs = 30.0, memory = "64 MiB", mode = "pool")]
+async fn async_pool_huge() -> usize {
+    let v = vec![0u8; 4 << 30];
+    std::hint::black_box(&v).len()
+}
+
+/// Async calls arm the same limits (their children are started by rwt's
+/// spawner threads).
+#[test]
+fn async_calls_have_limits_too() {
+    match common::park_on(async_fork_spin()) {
+        Err(Error::LimitExceeded {
+            limit: Limit::Cpu { .. },
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    match common::park_on(async_pool_huge()) {
+        Err(Error::LimitExceeded {
+            limit: Limit::Memory { .. },
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+}

@@ -84,6 +84,26 @@ pub(crate) struct Limits {
 #[cfg(target_os = "linux")]
 pub(crate) use arm::quiet_oom_backtrace;
 
+/// Whether the system runs with strict overcommit (then it may refuse
+/// memory below a limit, and rwt names no refusal). Read once per process:
+/// the caller reads it when a call first has a memory limit, so that its
+/// fork children find it known; a change of the setting afterwards is not
+/// seen.
+#[cfg(target_os = "linux")]
+pub(crate) fn strict_overcommit() -> bool {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    // 0: not read yet; 1: no; 2: yes.
+    static STRICT: AtomicU8 = AtomicU8::new(0);
+    match STRICT.load(Ordering::Relaxed) {
+        0 => {
+            let strict = arm::read_strict_overcommit();
+            STRICT.store(if strict { 2 } else { 1 }, Ordering::Relaxed);
+            strict
+        }
+        known => known == 2,
+    }
+}
+
 #[cfg(target_os = "linux")]
 mod arm {
     use super::Limits;
@@ -235,8 +255,11 @@ mod arm {
     }
 
     fn arm_memory(armed: &mut Armed, bytes: u64) {
-        let mut status = [0u8; 4096];
-        let Some(start) = read_small(c"/proc/self/status", &mut status).and_then(vm_data) else {
+        // What `RLIMIT_DATA` counts, plus the main stack (`statm` adds them
+        // up; `status` has them apart, but costs ten times as much to
+        // read): the budget is the limit plus the stack's size at the start.
+        let mut statm = [0u8; 256];
+        let Some(start) = read_small(c"/proc/self/statm", &mut statm).and_then(statm_data) else {
             return;
         };
         let mut old = libc::rlimit {
@@ -266,10 +289,7 @@ mod arm {
         armed.data = Some(old);
         // Under strict overcommit the system itself refuses memory below
         // the limit: a refusal could be either's, so none is named.
-        let mut mode = [0u8; 8];
-        let strict = read_small(c"/proc/sys/vm/overcommit_memory", &mut mode)
-            .is_none_or(|m| m.first() == Some(&b'2'));
-        if strict {
+        if super::strict_overcommit() {
             return;
         }
         MEMORY_ARMED.store(true, Ordering::SeqCst);
@@ -415,22 +435,24 @@ mod arm {
         Some(&buf[..len])
     }
 
-    /// The `VmData:` line of a `/proc/<pid>/status`, in bytes.
-    pub(super) fn vm_data(status: &[u8]) -> Option<u64> {
-        let at = status.windows(7).position(|w| w == b"VmData:")?;
-        let mut kib: u64 = 0;
-        let mut digits = 0;
-        for &b in status[at + 7..]
-            .iter()
-            .skip_while(|b| **b == b' ' || **b == b'\t')
-        {
-            if !b.is_ascii_digit() {
-                break;
-            }
-            kib = kib.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-            digits += 1;
+    /// The data segment and main stack of a `/proc/<pid>/statm` (its sixth
+    /// field), in bytes.
+    pub(super) fn statm_data(statm: &[u8]) -> Option<u64> {
+        let field = statm.split(|&b| b == b' ').nth(5)?;
+        let mut pages: u64 = 0;
+        for &b in field.iter().take_while(|b| b.is_ascii_digit()) {
+            pages = pages.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
         }
-        (digits > 0).then(|| kib.saturating_mul(1024))
+        // SAFETY: sysconf takes an integer and reads no memory.
+        let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
+        (!field.is_empty() && field[0].is_ascii_digit()).then(|| pages.saturating_mul(page))
+    }
+
+    /// `/proc/sys/vm/overcommit_memory` says `2`, or cannot be read.
+    pub(super) fn read_strict_overcommit() -> bool {
+        let mut mode = [0u8; 8];
+        read_small(c"/proc/sys/vm/overcommit_memory", &mut mode)
+            .is_none_or(|m| m.first() == Some(&b'2'))
     }
 }
 
@@ -464,9 +486,17 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[test]
-    fn vm_data_is_read_from_status() {
-        let status = b"Name:\tx\nVmPeak:\t  9 kB\nVmData:\t    1234 kB\nVmStk:\t 132 kB\n";
-        assert_eq!(arm::vm_data(status), Some(1234 * 1024));
-        assert_eq!(arm::vm_data(b"Name:\tx\n"), None);
+    fn the_data_size_is_read_from_statm() {
+        // SAFETY: sysconf takes an integer and reads no memory.
+        let page = u64::try_from(unsafe { nix::libc::sysconf(nix::libc::_SC_PAGESIZE) }).unwrap();
+        assert_eq!(
+            arm::statm_data(b"1000 200 100 50 0 1234 0\n"),
+            Some(1234 * page)
+        );
+        assert_eq!(arm::statm_data(b"1000 200 100\n"), None);
+        let mut buf = [0u8; 256];
+        let mine = std::fs::read("/proc/self/statm").unwrap();
+        buf[..mine.len()].copy_from_slice(&mine);
+        assert!(arm::statm_data(&buf[..mine.len()]).unwrap() > 0);
     }
 }

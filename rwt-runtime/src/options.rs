@@ -169,6 +169,11 @@ impl Options {
         if cfg!(not(target_os = "linux")) && (self.memory.is_some() || self.cpu.is_some()) {
             return invalid("`memory` and `cpu` limits need Linux".into());
         }
+        // Known before any fork child needs it (read once per process).
+        #[cfg(target_os = "linux")]
+        if self.memory.is_some() {
+            let _ = crate::limits::strict_overcommit();
+        }
         let limits = Limits {
             memory: self.memory,
             // Below a microsecond the timer could not be armed at all.
