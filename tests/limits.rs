@@ -593,3 +593,26 @@ fn async_calls_have_limits_too() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Spins on a thread of its own while the main thread waits for it.
+#[rwt::timeout(secs = 0.5, mode = "exec")]
+fn spins_on_a_thread() -> u8 {
+    let spinner = std::thread::spawn(|| {
+        let mut n = 0u64;
+        loop {
+            n = std::hint::black_box(n.wrapping_add(1));
+        }
+    });
+    let _ = spinner.join();
+    0
+}
+
+/// The snapshot shows the thread that works, not the main thread waiting.
+#[test]
+fn a_timeout_shows_the_busy_thread() {
+    let err = spins_on_a_thread().unwrap_err();
+    let stuck = err
+        .stuck()
+        .unwrap_or_else(|| panic!("no snapshot: {err:?}"));
+    assert_eq!(stuck.state, State::Running, "{stuck:?}");
+}

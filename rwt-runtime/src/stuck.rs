@@ -86,50 +86,33 @@ impl fmt::Display for Stuck {
 /// is still its own) is doing. `None` when `/proc` cannot tell.
 #[cfg(target_os = "linux")]
 pub(crate) fn snapshot(pid: u32) -> Option<Stuck> {
-    // A bounded look: a child with thousands of threads must not hold the
-    // kill (and the caller) past its deadline.
-    const MAX_THREADS: usize = 64;
-    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|dir| {
-            dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .take(MAX_THREADS)
-                .collect()
-        })
-        .unwrap_or_default();
-    let main = pid.to_string();
-    let mut best: Option<(u8, String, State)> = None;
-    for tid in threads.iter().chain(std::iter::once(&main)) {
-        let Some(state) = thread_state(pid, tid) else {
-            continue;
-        };
-        let rank = match state {
-            State::Running => 3,
-            State::Uninterruptible => 2,
-            _ if *tid == main => 1,
-            _ => 0,
-        };
-        if best.as_ref().is_none_or(|(r, ..)| rank > *r) {
-            best = Some((rank, tid.clone(), state));
-        }
-    }
-    let (_, tid, state) = best?;
-    let dir = format!("/proc/{pid}/task/{tid}");
+    // The process's own line first: its main thread's state and how many
+    // threads it has. Most children have one, and then that is all to see.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = crate::procfs::stat_fields(&stat)?;
+    let main_state = State::from_letter(fields.next()?.chars().next()?);
+    // Field 20, the 18th from the state on.
+    let threads: usize = fields.nth(16)?.parse().ok()?;
+    let (dir, state) = if threads <= 1 || main_state == State::Running {
+        (format!("/proc/{pid}"), main_state)
+    } else {
+        busiest_thread(pid, main_state)
+    };
     let asleep = matches!(state, State::Sleeping | State::Uninterruptible);
-    let syscall = if asleep {
-        std::fs::read_to_string(format!("{dir}/syscall"))
-            .ok()
-            .and_then(|s| syscall_name(&s))
-    } else {
-        None
-    };
-    let wchan = if asleep {
-        std::fs::read_to_string(format!("{dir}/wchan"))
-            .ok()
-            .map(|w| w.trim().to_owned())
-            .filter(|w| !w.is_empty() && w != "0")
-    } else {
-        None
-    };
+    if !asleep {
+        return Some(Stuck {
+            state,
+            syscall: None,
+            wchan: None,
+        });
+    }
+    let syscall = std::fs::read_to_string(format!("{dir}/syscall"))
+        .ok()
+        .and_then(|s| syscall_name(&s));
+    let wchan = std::fs::read_to_string(format!("{dir}/wchan"))
+        .ok()
+        .map(|w| w.trim().to_owned())
+        .filter(|w| !w.is_empty() && w != "0");
     Some(Stuck {
         state,
         syscall,
@@ -137,17 +120,50 @@ pub(crate) fn snapshot(pid: u32) -> Option<Stuck> {
     })
 }
 
+/// Of a child's threads (the first 64: a child with thousands must not
+/// hold the kill, and the caller, past its deadline), one on a CPU, else
+/// one in uninterruptible sleep, else the main thread: its `/proc`
+/// directory and state.
+#[cfg(target_os = "linux")]
+fn busiest_thread(pid: u32, main_state: State) -> (String, State) {
+    const MAX_THREADS: usize = 64;
+    let mut best = (format!("/proc/{pid}"), main_state);
+    let rank = |state: State| match state {
+        State::Running => 2,
+        State::Uninterruptible => 1,
+        _ => 0,
+    };
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return best;
+    };
+    for entry in dir.filter_map(Result::ok).take(MAX_THREADS) {
+        let Some(tid) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        let path = format!("/proc/{pid}/task/{tid}");
+        let Some(state) = std::fs::read_to_string(format!("{path}/stat"))
+            .ok()
+            .and_then(|stat| {
+                let letter = crate::procfs::stat_fields(&stat)?.next()?.chars().next()?;
+                Some(State::from_letter(letter))
+            })
+        else {
+            continue;
+        };
+        if rank(state) > rank(best.1) {
+            best = (path, state);
+            if state == State::Running {
+                break;
+            }
+        }
+    }
+    best
+}
+
 /// Off Linux there is no `/proc` to read.
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn snapshot(_pid: u32) -> Option<Stuck> {
     None
-}
-
-#[cfg(target_os = "linux")]
-fn thread_state(pid: u32, tid: &str) -> Option<State> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
-    let letter = crate::procfs::stat_fields(&stat)?.next()?.chars().next()?;
-    Some(State::from_letter(letter))
 }
 
 /// The name in `/proc/<pid>/syscall`'s first field: a number while in a
