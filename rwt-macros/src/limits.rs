@@ -3,7 +3,7 @@
 use quote::ToTokens;
 
 use crate::attr::Opt;
-use crate::valid::{number, Problem, MAX_SECS};
+use crate::valid::{number_value, string_value, Problem, MAX_SECS};
 
 /// Units `memory` accepts, with their size in bytes.
 const UNITS: [(&str, u64); 7] = [
@@ -23,18 +23,11 @@ fn unit_list() -> String {
 
 /// `memory = "512 MiB"`: the number of bytes.
 pub(crate) fn memory(opt: &Opt) -> Result<u64, Problem> {
-    let span = opt.value.to_token_stream();
-    let syn::Expr::Lit(syn::ExprLit {
-        lit: syn::Lit::Str(s),
-        ..
-    }) = &opt.value
-    else {
-        return Err((
-            span,
-            "`memory` expects a string with a unit, like `memory = \"512 MiB\"`".into(),
-        ));
-    };
-    bytes(&s.value()).map_err(|msg| (span, msg))
+    let text = string_value(
+        opt,
+        "`memory` expects a string with a unit, like `memory = \"512 MiB\"`",
+    )?;
+    bytes(&text).map_err(|msg| (opt.value.to_token_stream(), msg))
 }
 
 /// "512 MiB", "1.5 GiB", "800KiB" in bytes, or what is wrong with it.
@@ -87,16 +80,11 @@ fn bytes(text: &str) -> Result<u64, String> {
 /// `cpu = 2.0`: seconds of CPU time.
 pub(crate) fn cpu(opt: &Opt) -> Result<f64, Problem> {
     let span = opt.value.to_token_stream();
-    let value = match number(&opt.value) {
-        Some(Ok(v)) => v,
-        Some(Err(e)) => return Err((span, format!("`cpu`: {e}"))),
-        None => {
-            return Err((
-                span,
-                "`cpu` expects a number of seconds of CPU time, like `cpu = 2.0`".into(),
-            ))
-        }
-    };
+    let value = number_value(
+        opt,
+        "cpu",
+        "`cpu` expects a number of seconds of CPU time, like `cpu = 2.0`",
+    )?;
     let problem = if !value.is_finite() {
         "`cpu` must be a finite number"
     } else if value <= 0.0 {

@@ -111,7 +111,7 @@ pub(crate) type Problem = (TokenStream, String);
 
 /// A number literal, possibly negated: its value, or `None` if the value
 /// is not a number literal at all.
-pub(crate) fn number(expr: &syn::Expr) -> Option<syn::Result<f64>> {
+fn number(expr: &syn::Expr) -> Option<syn::Result<f64>> {
     match expr {
         syn::Expr::Lit(syn::ExprLit { lit, .. }) => match lit {
             syn::Lit::Float(f) => Some(f.base10_parse::<f64>()),
@@ -128,6 +128,28 @@ pub(crate) fn number(expr: &syn::Expr) -> Option<syn::Result<f64>> {
     }
 }
 
+/// The value of `name`, a number literal (possibly negated), or the
+/// problem: `expects` says what is allowed.
+pub(crate) fn number_value(opt: &Opt, name: &str, expects: &str) -> Result<f64, Problem> {
+    let span = opt.value.to_token_stream();
+    match number(&opt.value) {
+        Some(Ok(v)) => Ok(v),
+        Some(Err(e)) => Err((span, format!("`{name}`: {e}"))),
+        None => Err((span, expects.into())),
+    }
+}
+
+/// The value of a string-literal option, or the problem `expects`.
+pub(crate) fn string_value(opt: &Opt, expects: &str) -> Result<String, Problem> {
+    match &opt.value {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(s),
+            ..
+        }) => Ok(s.value()),
+        other => Err((other.to_token_stream(), expects.into())),
+    }
+}
+
 fn secs(opt: &Opt) -> Result<Secs, Problem> {
     let span = opt.value.to_token_stream();
     if let syn::Expr::Path(p) = &opt.value {
@@ -135,18 +157,12 @@ fn secs(opt: &Opt) -> Result<Secs, Problem> {
             return Ok(Secs::Const(p.path.clone()));
         }
     }
-    let value = match number(&opt.value) {
-        Some(Ok(v)) => v,
-        Some(Err(e)) => return Err((span, format!("`secs`: {e}"))),
-        None => {
-            return Err((
-                span,
-                "`secs` expects a number of seconds, like `secs = 1.5`, or a path to a \
-                 `const` of type `f64`"
-                    .into(),
-            ))
-        }
-    };
+    let value = number_value(
+        opt,
+        "secs",
+        "`secs` expects a number of seconds, like `secs = 1.5`, or a path to a `const` of \
+         type `f64`",
+    )?;
     let problem = if !value.is_finite() {
         "`secs` must be a finite number"
     } else if value <= 0.0 {
@@ -198,16 +214,11 @@ fn ntries(opt: &Opt) -> Result<u32, Problem> {
 
 fn grace(opt: &Opt) -> Result<f64, Problem> {
     let span = opt.value.to_token_stream();
-    let value = match number(&opt.value) {
-        Some(Ok(v)) => v,
-        Some(Err(e)) => return Err((span, format!("`grace`: {e}"))),
-        None => {
-            return Err((
-                span,
-                "`grace` expects a number of seconds, like `grace = 0.5`".into(),
-            ))
-        }
-    };
+    let value = number_value(
+        opt,
+        "grace",
+        "`grace` expects a number of seconds, like `grace = 0.5`",
+    )?;
     if !value.is_finite() {
         Err((span, "`grace` must be a finite number".into()))
     } else if value < 0.0 || (value == 0.0 && value.is_sign_negative()) {
@@ -224,17 +235,11 @@ fn grace(opt: &Opt) -> Result<f64, Problem> {
 
 fn mode(opt: &Opt) -> Result<Mode, Problem> {
     let span = opt.value.to_token_stream();
-    let syn::Expr::Lit(syn::ExprLit {
-        lit: syn::Lit::Str(s),
-        ..
-    }) = &opt.value
-    else {
-        return Err((
-            span,
-            "`mode` expects a string: `\"fork\"`, `\"exec\"` or `\"pool\"`".into(),
-        ));
-    };
-    match s.value().as_str() {
+    let value = string_value(
+        opt,
+        "`mode` expects a string: `\"fork\"`, `\"exec\"` or `\"pool\"`",
+    )?;
+    match value.as_str() {
         "fork" => Ok(Mode::Fork),
         "exec" => Ok(Mode::Exec),
         "pool" => Ok(Mode::Pool),
