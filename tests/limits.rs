@@ -266,6 +266,28 @@ fn memory_past_the_limit_is_a_limit_in_fork_mode() {
     }
     memory_checks("fork", fork::grow, fork::huge);
     grandchild_checks("fork", fork::bomb_in_grandchild);
+    freed_memory_checks();
+}
+
+/// Takes 96 MiB in 64 KiB pieces, under a limit of 64 MiB.
+#[rwt::timeout(secs = 30.0, memory = "64 MiB")]
+fn takes_96_mib_in_pieces() -> usize {
+    let held: Vec<Vec<u8>> = (0..96 * 16).map(|_| vec![1u8; 64 << 10]).collect();
+    std::hint::black_box(&held).len()
+}
+
+/// Memory the caller's allocator holds free is already mapped, so a fork
+/// child could take it again unseen by the kernel's limit: it comes out of
+/// the budget. With 32 MiB free in the caller, 96 MiB do not fit in 64.
+fn freed_memory_checks() {
+    let pieces: Vec<Vec<u8>> = (0..32 * 16).map(|_| vec![2u8; 64 << 10]).collect();
+    // Allocated last, kept: the freed pieces below it stay in the
+    // allocator's free lists rather than going back to the kernel.
+    let guard = vec![3u8; 64 << 10];
+    drop(pieces);
+    let err = takes_96_mib_in_pieces().unwrap_err();
+    memory_limit(&err, "fork, after a free");
+    drop(guard);
 }
 
 #[test]
@@ -615,4 +637,69 @@ fn a_timeout_shows_the_busy_thread() {
         .stuck()
         .unwrap_or_else(|| panic!("no snapshot: {err:?}"));
     assert_eq!(stuck.state, State::Running, "{stuck:?}");
+}
+
+/// This worker's pid, its soft `RLIMIT_DATA`, whether SIGABRT and SIGPROF
+/// have their default action, and what is left on its `ITIMER_PROF`.
+fn worker_state() -> (u32, u64, bool, bool, Duration) {
+    use nix::libc;
+    let default_action = |sig: libc::c_int| {
+        // SAFETY: all-zero is a valid sigaction to be written over.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: a null new action only reads the current one.
+        unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) };
+        old.sa_sigaction == libc::SIG_DFL
+    };
+    // SAFETY: all-zero is a valid itimerval to be written over.
+    let mut timer: libc::itimerval = unsafe { std::mem::zeroed() };
+    // SAFETY: getitimer writes one itimerval.
+    unsafe { libc::getitimer(libc::ITIMER_PROF, &mut timer) };
+    let left = Duration::from_secs(timer.it_value.tv_sec.unsigned_abs())
+        + Duration::from_micros(timer.it_value.tv_usec.unsigned_abs());
+    let (soft, _) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_DATA).unwrap();
+    (
+        std::process::id(),
+        soft,
+        default_action(libc::SIGABRT),
+        default_action(libc::SIGPROF),
+        left,
+    )
+}
+
+#[rwt::timeout(secs = 10.0, mode = "pool", memory = "64 MiB", cpu = 5.0)]
+fn state_with_limits() -> (u32, u64, bool, bool, Duration) {
+    worker_state()
+}
+
+#[rwt::timeout(secs = 10.0, mode = "pool")]
+fn state_without_limits() -> (u32, u64, bool, bool, Duration) {
+    worker_state()
+}
+
+/// A worker that served a call with limits serves the next call without
+/// any: its data limit, signal actions and CPU timer are back.
+#[test]
+fn a_pool_worker_keeps_nothing_armed_after_a_limited_call() {
+    let (pid, soft, abort_default, prof_default, left) = state_with_limits().unwrap();
+    assert_ne!(soft, nix::sys::resource::RLIM_INFINITY);
+    assert!(!prof_default && left > Duration::ZERO, "armed in the call");
+    let _ = abort_default;
+    // Other tests share the pool: look for the same worker (the most
+    // recently used idle worker serves next).
+    let mut seen = None;
+    for _ in 0..20 {
+        let state = state_without_limits().unwrap();
+        if state.0 == pid {
+            seen = Some(state);
+            break;
+        }
+    }
+    let (_, soft, abort_default, prof_default, left) =
+        seen.unwrap_or_else(|| panic!("worker {pid} served no later call"));
+    let (ours, _) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_DATA).unwrap();
+    assert_eq!(soft, ours, "the data limit is the caller's again");
+    assert!(abort_default && prof_default, "signal actions put back");
+    assert_eq!(left, Duration::ZERO, "CPU timer off");
 }

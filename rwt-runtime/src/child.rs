@@ -92,7 +92,14 @@ where
         prepare(setup.parent, setup.kill);
         // Armed after rwt's own setup: what the function and the encoding
         // of its value use counts, from what the child holds now.
-        let armed = setup.limits.arm(pipe.as_raw_fd());
+        let armed = match setup.limits.arm(pipe.as_raw_fd()) {
+            Ok(armed) => armed,
+            Err(why) => {
+                // Not run without a limit it was given.
+                let _ = write_frame(&pipe, Kind::EncodeError, why.as_bytes());
+                return;
+            }
+        };
         let (kind, body) = call(body, failed, pipe.as_raw_fd(), codec::encode_small);
         drop(armed);
         // What the function printed goes out before the result does, so the

@@ -405,7 +405,11 @@ fn serve_requests(channel: OwnedFd, pool: bool) -> ! {
             drop(baseline.take());
             baseline = crate::leftovers::Baseline::take();
         }
-        let armed = limits.arm(CHANNEL_FD);
+        let armed = match limits.arm(CHANNEL_FD) {
+            Ok(armed) => armed,
+            // Not run without a limit it was given.
+            Err(why) => reply_and_leave(&stream, why),
+        };
         let ExecFrame(kind, bytes) = (f.run)(&buf[REQUEST_LEN..total]);
         drop(armed);
         // Whether every process the call started is gone.

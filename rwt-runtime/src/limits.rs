@@ -111,7 +111,7 @@ mod arm {
     use nix::libc;
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
     use std::os::fd::RawFd;
-    use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 
     /// Exit code of a child that went over a limit (after telling the
     /// caller so on the channel).
@@ -125,6 +125,13 @@ mod arm {
     static ARMED_PID: AtomicI32 = AtomicI32::new(0);
     static MEMORY_ARMED: AtomicBool = AtomicBool::new(false);
     static CPU_ARMED: AtomicBool = AtomicBool::new(false);
+    /// Who may write on the channel: the handler that reports a limit
+    /// takes it (ARMED to REPORTING), the code that disarms takes it back
+    /// (ARMED to IDLE) before the value's frame is written; never both.
+    static STATE: AtomicU8 = AtomicU8::new(IDLE);
+    const IDLE: u8 = 0;
+    const ARMED: u8 = 1;
+    const REPORTING: u8 = 2;
 
     /// Limits in force until dropped; dropping puts back what was there.
     pub(crate) struct Armed {
@@ -136,8 +143,10 @@ mod arm {
 
     impl Limits {
         /// Arms the limits for the code that runs on until the guard drops;
-        /// a limit exceeded is reported on `report`.
-        pub(crate) fn arm(self, report: RawFd) -> Armed {
+        /// a limit exceeded is reported on `report`. An error says why a
+        /// memory limit could not be enforced: the attempt must not run
+        /// without it.
+        pub(crate) fn arm(self, report: RawFd) -> Result<Armed, &'static str> {
             let mut armed = Armed {
                 data: None,
                 abort: None,
@@ -145,18 +154,19 @@ mod arm {
                 mask: None,
             };
             if self.memory.is_none() && self.cpu.is_none() {
-                return armed;
+                return Ok(armed);
             }
             REPORT_FD.store(report, Ordering::SeqCst);
             // SAFETY: getpid takes no arguments and cannot fail.
             ARMED_PID.store(unsafe { libc::getpid() }, Ordering::SeqCst);
+            STATE.store(ARMED, Ordering::SeqCst);
             if let Some(bytes) = self.memory {
-                arm_memory(&mut armed, bytes);
+                arm_memory(&mut armed, bytes)?;
             }
             if let Some(cpu) = self.cpu {
                 arm_cpu(&mut armed, cpu);
             }
-            armed
+            Ok(armed)
         }
     }
 
@@ -254,21 +264,25 @@ mod arm {
         true
     }
 
-    fn arm_memory(armed: &mut Armed, bytes: u64) {
+    fn arm_memory(armed: &mut Armed, bytes: u64) -> Result<(), &'static str> {
         // What `RLIMIT_DATA` counts, plus the main stack (`statm` adds them
         // up; `status` has them apart, but costs ten times as much to
         // read): the budget is the limit plus the stack's size at the start.
         let mut statm = [0u8; 256];
-        let Some(start) = read_small(c"/proc/self/statm", &mut statm).and_then(statm_data) else {
-            return;
+        let Some(mapped) = read_small(c"/proc/self/statm", &mut statm).and_then(statm_data) else {
+            return Err("the memory limit could not be armed: /proc/self/statm is unreadable");
         };
+        // Memory the allocator holds free is counted in the mapped size but
+        // can be handed out again without a new mapping: it comes out of
+        // the budget.
+        let start = mapped.saturating_sub(allocator_free());
         let mut old = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,
         };
         // SAFETY: getrlimit writes one rlimit into `old`.
         if unsafe { libc::getrlimit(libc::RLIMIT_DATA, &mut old) } != 0 {
-            return;
+            return Err("the memory limit could not be armed: getrlimit failed");
         }
         let want = start.saturating_add(bytes);
         let below = |limit: libc::rlim_t| limit != libc::RLIM_INFINITY && limit < want;
@@ -276,7 +290,7 @@ mod arm {
             // A lower limit set by someone else binds first (and is not
             // ours to raise): an abort under it would not be ours to name,
             // so none is armed.
-            return;
+            return Ok(());
         }
         let new = libc::rlimit {
             rlim_cur: want,
@@ -284,21 +298,57 @@ mod arm {
         };
         // SAFETY: setrlimit reads one rlimit.
         if unsafe { libc::setrlimit(libc::RLIMIT_DATA, &new) } != 0 {
-            return;
+            return Err("the memory limit could not be armed: setrlimit failed");
         }
         armed.data = Some(old);
-        // Under strict overcommit the system itself refuses memory below
-        // the limit: a refusal could be either's, so none is named.
-        if super::strict_overcommit() {
-            return;
+        // Refusals rwt's limit did not make, whose aborts it must not name:
+        // under strict overcommit the system refuses memory below the
+        // limit, and a finite RLIMIT_AS refuses address space.
+        let mut space = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes one rlimit into `space`.
+        let bounded_space = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut space) } != 0
+            || space.rlim_cur != libc::RLIM_INFINITY;
+        if bounded_space || super::strict_overcommit() {
+            return Ok(());
         }
         MEMORY_ARMED.store(true, Ordering::SeqCst);
         // SAFETY: the handler is async-signal-safe (see `on_abort`).
         armed.abort = unsafe { sigaction(Signal::SIGABRT, &handler(on_abort)) }.ok();
+        Ok(())
+    }
+
+    /// Bytes glibc's malloc holds free in its arenas (0 with another C
+    /// library). A walk of its free lists: only with a memory limit.
+    fn allocator_free() -> u64 {
+        #[cfg(target_env = "gnu")]
+        {
+            // SAFETY: mallinfo2 takes no arguments and returns a struct by
+            // value; after fork, glibc's handlers left its locks usable.
+            let info = unsafe { libc::mallinfo2() };
+            u64::try_from(info.fordblks).unwrap_or(0)
+        }
+        #[cfg(not(target_env = "gnu"))]
+        0
     }
 
     impl Drop for Armed {
         fn drop(&mut self) {
+            // The channel back from any handler: if one is reporting, it
+            // leaves the process at once; nothing more may be written.
+            if STATE
+                .compare_exchange(ARMED, IDLE, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+                && STATE.load(Ordering::SeqCst) == REPORTING
+            {
+                loop {
+                    // SAFETY: pause takes no arguments; the handler's _exit
+                    // ends the wait with the process.
+                    unsafe { libc::pause() };
+                }
+            }
             if CPU_ARMED.load(Ordering::SeqCst) {
                 // The timer first: a signal of it already on its way still
                 // finds the handler armed, and the attempt did reach it.
@@ -312,11 +362,11 @@ mod arm {
             if let Some(old) = self.mask.take() {
                 let _ = old.thread_set_mask();
             }
-            MEMORY_ARMED.store(false, Ordering::SeqCst);
             if let Some(old) = self.data.take() {
                 // SAFETY: setrlimit reads one rlimit.
                 unsafe { libc::setrlimit(libc::RLIMIT_DATA, &old) };
             }
+            MEMORY_ARMED.store(false, Ordering::SeqCst);
             if let Some(old) = self.abort.take() {
                 // SAFETY: puts back the action that was there before.
                 let _ = unsafe { sigaction(Signal::SIGABRT, &old) };
@@ -353,9 +403,14 @@ mod arm {
 
     /// Whether the signal described by `info` reached the process that
     /// armed the limits, with `flag` set.
+    /// Takes the channel, for the one handler that reports.
     fn armed_here(flag: &AtomicBool) -> bool {
         // SAFETY: getpid takes no arguments and cannot fail.
-        flag.load(Ordering::SeqCst) && ARMED_PID.load(Ordering::SeqCst) == unsafe { libc::getpid() }
+        flag.load(Ordering::SeqCst)
+            && ARMED_PID.load(Ordering::SeqCst) == unsafe { libc::getpid() }
+            && STATE
+                .compare_exchange(ARMED, REPORTING, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
     }
 
     /// Tells the caller which limit, and leaves: async-signal-safe (a
@@ -410,6 +465,13 @@ mod arm {
         if from_timer && armed_here(&CPU_ARMED) {
             report_and_leave(Kind::CpuLimit)
         }
+        // SAFETY: getpid takes no arguments and cannot fail.
+        let mine = ARMED_PID.load(Ordering::SeqCst) == unsafe { libc::getpid() };
+        if from_timer && mine {
+            // The timer fired as the call was being disarmed (or another
+            // handler is reporting): the attempt is over either way.
+            return;
+        }
         default_action(signal);
     }
 
@@ -448,11 +510,12 @@ mod arm {
         (!field.is_empty() && field[0].is_ascii_digit()).then(|| pages.saturating_mul(page))
     }
 
-    /// `/proc/sys/vm/overcommit_memory` says `2`, or cannot be read.
+    /// `/proc/sys/vm/overcommit_memory` says `2` (unreadable: not strict,
+    /// the kernel's default).
     pub(super) fn read_strict_overcommit() -> bool {
         let mut mode = [0u8; 8];
         read_small(c"/proc/sys/vm/overcommit_memory", &mut mode)
-            .is_none_or(|m| m.first() == Some(&b'2'))
+            .is_some_and(|m| m.first() == Some(&b'2'))
     }
 }
 
@@ -462,8 +525,8 @@ pub(crate) struct Armed;
 
 #[cfg(not(target_os = "linux"))]
 impl Limits {
-    pub(crate) fn arm(self, _report: RawFd) -> Armed {
-        Armed
+    pub(crate) fn arm(self, _report: RawFd) -> Result<Armed, &'static str> {
+        Ok(Armed)
     }
 }
 

@@ -1,8 +1,9 @@
 //! System call names by number, for saying what a child was blocked in.
 //!
 //! Generated from the kernel's uapi headers (`asm/unistd_64.h` for x86-64,
-//! `asm-generic/unistd.h` for aarch64 and riscv64); an empty name is a
-//! number with no system call.
+//! `asm-generic/unistd.h` for aarch64 and riscv64, with the 64-bit names
+//! of its `__NR3264_*` calls and without its placeholders); an empty name
+//! is a number with no system call.
 
 /// The name of system call `nr` on this architecture, if it has one.
 pub(crate) fn name(nr: u64) -> Option<&'static str> {
@@ -85,8 +86,8 @@ const NAMES: &[&str] = &[
     "faccessat", "chdir", "fchdir", "chroot", "fchmod", "fchmodat", "fchownat", "fchown", "openat",
     "close", "vhangup", "pipe2", "quotactl", "getdents64", "lseek", "read", "write", "readv",
     "writev", "pread64", "pwrite64", "preadv", "pwritev", "sendfile", "pselect6", "ppoll",
-    "signalfd4", "vmsplice", "splice", "tee", "readlinkat", "fstatat", "fstat", "sync", "fsync",
-    "fdatasync", "sync_file_range2", "timerfd_create", "timerfd_settime", "timerfd_gettime",
+    "signalfd4", "vmsplice", "splice", "tee", "readlinkat", "newfstatat", "fstat", "sync", "fsync",
+    "fdatasync", "sync_file_range", "timerfd_create", "timerfd_settime", "timerfd_gettime",
     "utimensat", "acct", "capget", "capset", "personality", "exit", "exit_group", "waitid",
     "set_tid_address", "unshare", "futex", "set_robust_list", "get_robust_list", "nanosleep",
     "getitimer", "setitimer", "kexec_load", "init_module", "delete_module", "timer_create",
@@ -110,17 +111,17 @@ const NAMES: &[&str] = &[
     "swapon", "swapoff", "mprotect", "msync", "mlock", "munlock", "mlockall", "munlockall",
     "mincore", "madvise", "remap_file_pages", "mbind", "get_mempolicy", "set_mempolicy",
     "migrate_pages", "move_pages", "rt_tgsigqueueinfo", "perf_event_open", "accept4", "recvmmsg",
-    "arch_specific_syscall", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "wait4",
-    "prlimit64", "fanotify_init", "fanotify_mark", "name_to_handle_at", "open_by_handle_at",
-    "clock_adjtime", "syncfs", "setns", "sendmmsg", "process_vm_readv", "process_vm_writev",
-    "kcmp", "finit_module", "sched_setattr", "sched_getattr", "renameat2", "seccomp", "getrandom",
-    "memfd_create", "bpf", "execveat", "userfaultfd", "membarrier", "mlock2", "copy_file_range",
-    "preadv2", "pwritev2", "pkey_mprotect", "pkey_alloc", "pkey_free", "statx", "io_pgetevents",
-    "rseq", "kexec_file_load", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "",
+    "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "wait4", "prlimit64",
+    "fanotify_init", "fanotify_mark", "name_to_handle_at", "open_by_handle_at", "clock_adjtime",
+    "syncfs", "setns", "sendmmsg", "process_vm_readv", "process_vm_writev", "kcmp", "finit_module",
+    "sched_setattr", "sched_getattr", "renameat2", "seccomp", "getrandom", "memfd_create", "bpf",
+    "execveat", "userfaultfd", "membarrier", "mlock2", "copy_file_range", "preadv2", "pwritev2",
+    "pkey_mprotect", "pkey_alloc", "pkey_free", "statx", "io_pgetevents", "rseq",
+    "kexec_file_load", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "",
     "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "",
     "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "",
     "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "",
-    "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "clock_gettime64",
+    "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "", "clock_gettime64",
     "clock_settime64", "clock_adjtime64", "clock_getres_time64", "clock_nanosleep_time64",
     "timer_gettime64", "timer_settime64", "timerfd_gettime64", "timerfd_settime64",
     "utimensat_time64", "pselect6_time64", "ppoll_time64", "", "io_pgetevents_time64",
@@ -130,7 +131,7 @@ const NAMES: &[&str] = &[
     "fsconfig", "fsmount", "fspick", "pidfd_open", "clone3", "close_range", "openat2",
     "pidfd_getfd", "faccessat2", "process_madvise", "epoll_pwait2", "mount_setattr", "quotactl_fd",
     "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self", "memfd_secret",
-    "process_mrelease", "futex_waitv", "set_mempolicy_home_node", "syscalls",
+    "process_mrelease", "futex_waitv", "set_mempolicy_home_node",
 ];
 
 #[cfg(not(any(
@@ -148,6 +149,16 @@ mod tests {
         assert_eq!(super::name(0), Some("read"));
         assert_eq!(super::name(257), Some("openat"));
         assert_eq!(super::name(230), Some("clock_nanosleep"));
+        assert_eq!(super::name(100_000), None);
+    }
+
+    #[test]
+    #[cfg(any(target_arch = "aarch64", target_arch = "riscv64"))]
+    fn numbers_name_the_right_calls() {
+        assert_eq!(super::name(56), Some("openat"));
+        assert_eq!(super::name(79), Some("newfstatat"));
+        assert_eq!(super::name(84), Some("sync_file_range"));
+        assert_eq!(super::name(244), None);
         assert_eq!(super::name(100_000), None);
     }
 }
