@@ -400,8 +400,10 @@ fn errors_carry_the_childs_usage_in_every_mode() {
             usage.cpu() >= Duration::from_millis(100),
             "{mode}: {usage:?}"
         );
+        // Wall time counts from the child's start, the deadline from the
+        // call: the start (a fork of this test process, an exec) comes off.
         assert!(
-            usage.wall >= Duration::from_millis(500),
+            usage.wall >= Duration::from_millis(400),
             "{mode}: {usage:?}"
         );
         let err = m::panics().unwrap_err();
