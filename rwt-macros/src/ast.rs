@@ -5,7 +5,8 @@ use syn::spanned::Spanned;
 
 /// Parses the annotated item as a function with a body, or says what it is
 /// instead, pointing at it.
-pub(crate) fn parse(item: TokenStream) -> syn::Result<syn::ItemFn> {
+/// `attribute` is how the messages name it (`#[timeout]`, `#[rwt::test]`).
+pub(crate) fn parse(item: TokenStream, attribute: &str) -> syn::Result<syn::ItemFn> {
     if let Ok(function) = syn::parse2::<syn::ItemFn>(item.clone()) {
         return Ok(function);
     }
@@ -14,8 +15,10 @@ pub(crate) fn parse(item: TokenStream) -> syn::Result<syn::ItemFn> {
             let at = method.semi_token.map_or(method.sig.span(), |s| s.span());
             return Err(syn::Error::new(
                 at,
-                "`#[timeout]` needs a function with a body; a trait method without one has \
-                 nothing to run (put the attribute on the method in the `impl` instead)",
+                format!(
+                    "`{attribute}` needs a function with a body; a trait method without one \
+                     has nothing to run (put the attribute on the method in the `impl` instead)"
+                ),
             ));
         }
     }
@@ -26,7 +29,7 @@ pub(crate) fn parse(item: TokenStream) -> syn::Result<syn::ItemFn> {
     let (span, what) = at.unwrap_or_else(|| (item.span(), "this item".into()));
     Err(syn::Error::new(
         span,
-        format!("`#[timeout]` goes on a function, not on {what}"),
+        format!("`{attribute}` goes on a function, not on {what}"),
     ))
 }
 

@@ -33,7 +33,7 @@ use crate::{ast, attr, fallback};
 
 /// The attribute, end to end.
 pub(crate) fn timeout(args: TokenStream, item: TokenStream) -> TokenStream {
-    let function = match ast::parse(item.clone()) {
+    let function = match ast::parse(item.clone(), "#[timeout]") {
         Ok(f) => f,
         Err(e) => return fallback::unchanged(item, vec![e]),
     };
@@ -60,6 +60,17 @@ pub(crate) fn timeout(args: TokenStream, item: TokenStream) -> TokenStream {
 }
 
 fn rewrite(function: syn::ItemFn, options: &valid::Options) -> TokenStream {
+    let name = function.sig.ident.to_string();
+    let name = name.strip_prefix("r#").unwrap_or(&name).to_owned();
+    rewrite_named(function, options, &name)
+}
+
+/// [`rewrite`], with the name that errors give the function.
+pub(crate) fn rewrite_named(
+    function: syn::ItemFn,
+    options: &valid::Options,
+    name: &str,
+) -> TokenStream {
     let syn::ItemFn {
         attrs,
         vis,
@@ -89,8 +100,6 @@ fn rewrite(function: syn::ItemFn, options: &valid::Options) -> TokenStream {
         syn::ReturnType::Type(_, ty) => *ty,
     };
     let ret_span = ret.span();
-    let name = ident.to_string();
-    let name = name.strip_prefix("r#").unwrap_or(&name).to_owned();
 
     let secs = match &options.secs {
         Secs::Value(v) => proc_macro2::Literal::f64_suffixed(*v).into_token_stream(),
@@ -166,7 +175,7 @@ fn rewrite(function: syn::ItemFn, options: &valid::Options) -> TokenStream {
                 quote!(::rwt::__private::ExecMode::Exec)
             };
             exec_call(
-                &mode, is_async, &generics, &inputs, &ret, &block, &settings, &name, &failed,
+                &mode, is_async, &generics, &inputs, &ret, &block, &settings, name, &failed,
             )
         }
     };
