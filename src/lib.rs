@@ -185,6 +185,37 @@
 
 #![warn(missing_docs)]
 
+/// A `#[test]` whose body runs in a child process with a deadline: a test
+/// that hangs fails in place, with what it was doing, and the run goes on.
+///
+/// ```no_run
+/// #[rwt::test(secs = 5)]
+/// fn parses_hostile_input() {
+///     assert_eq!("1+1".len(), 3);
+/// }
+/// ```
+///
+/// It takes the options of [`timeout`] (`secs`, `ntries`, `kill`, `grace`,
+/// `memory`, `cpu`, `mode`), and runs in exec mode unless `mode = "fork"`
+/// is asked for (pool mode is refused: a worker's output and leftovers
+/// would not be one test's). Each attempt is one child:
+///
+/// - A body that returns passes; a panic fails the test with the child's
+///   message and location; a timeout, crash or limit fails it with rwt's
+///   message. `ntries = 3` runs a failing test up to three times and the
+///   failure says how many attempts were made.
+/// - `#[should_panic]` and `#[should_panic(expected = "...")]` match the
+///   child's panic; a timeout or a crash is never the panic they expect.
+///   (rwt judges them itself, so libtest lists the test without its
+///   "- should panic" suffix.)
+/// - `-> Result<(), E>` works with any `E: Debug`; the child formats it.
+/// - `#[ignore]`, doc comments and other attributes stay on the test;
+///   `async fn` tests run on the child's executor.
+/// - What the child prints is the test's output: libtest shows it for a
+///   failing test only, or as it comes under `--nocapture`.
+///
+/// See the README's "Tests with a deadline".
+pub use rwt_macros::test;
 /// The attribute: each call of the function runs its body in a child
 /// process, under the options described in the [crate docs](crate).
 ///

@@ -1,10 +1,11 @@
-//! The `#[timeout]` attribute of [rwt](https://docs.rs/rwt). An
+//! The `#[timeout]` and `#[test]` attributes of [rwt](https://docs.rs/rwt). An
 //! implementation detail: use it through `rwt`, which documents it.
 //!
 //! A pipeline, one stage per (private) module: `ast` (what was written),
 //! `attr` (parse the options), `valid` (check options and signature),
 //! `expand` (generate), `fallback` (what to emit when there are errors);
-//! `limits` checks the `memory` and `cpu` options for `valid`.
+//! `limits` checks the `memory` and `cpu` options for `valid`. `test` is
+//! `#[rwt::test]`, built on the same stages.
 
 #![warn(missing_docs)]
 
@@ -13,6 +14,7 @@ mod attr;
 mod expand;
 mod fallback;
 mod limits;
+mod test;
 mod valid;
 
 use proc_macro::TokenStream;
@@ -22,4 +24,11 @@ use proc_macro::TokenStream;
 #[proc_macro_attribute]
 pub fn timeout(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::timeout(args.into(), item.into()).into()
+}
+
+/// A `#[test]` whose body runs in a child process with a deadline: a hung
+/// test fails in place and the run goes on. See the `rwt` crate.
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    test::test(args.into(), item.into()).into()
 }

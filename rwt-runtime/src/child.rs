@@ -36,6 +36,9 @@ pub(crate) struct Setup {
     pub close: Vec<RawFd>,
     /// The attempt's memory and CPU limits.
     pub limits: crate::limits::Limits,
+    /// What stdout and stderr become, if not the caller's (see
+    /// `Checked::output`).
+    pub output: Option<RawFd>,
 }
 
 thread_local! {
@@ -85,6 +88,15 @@ where
 {
     let code = match panic::catch_unwind(AssertUnwindSafe(move || {
         let pipe = setup.pipe;
+        // Before the registered descriptors go: `output` is one of them.
+        if let Some(out) = setup.output {
+            // SAFETY: the caller keeps `out` open across the fork (it is
+            // the attempt's output pipe, registered, closed only after the
+            // attempt); this child closes it only below.
+            let out = unsafe { BorrowedFd::borrow_raw(out) };
+            let _ = nix::unistd::dup2_stdout(out);
+            let _ = nix::unistd::dup2_stderr(out);
+        }
         // Other calls' pipes (and this call's read end) go.
         for &fd in &setup.close {
             let _ = nix::unistd::close(fd);

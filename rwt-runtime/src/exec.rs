@@ -152,11 +152,11 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
 ) -> Ended<R> {
     // The deadline runs from the call: the cost of starting counts.
     let deadline = Deadline::after(opts.secs);
-    let kill = opts.kill;
+    let (kill, output) = (opts.kill, opts.output);
     let started = if W::ONE_THREAD {
-        spawn(kill, false)
+        spawn(kill, false, output)
     } else {
-        crate::spawner::run(move || spawn(kill, false))
+        crate::spawner::run(move || spawn(kill, false, output))
     };
     match started {
         Ok((child, channel)) => {
@@ -198,8 +198,13 @@ fn process() -> io::Result<&'static Process> {
 }
 
 /// Starts an exec child (or a pool worker) and sends it its handshake.
-/// Returns it and the caller's end of the channel, non-blocking.
-pub(crate) fn spawn(kill: bool, pool: bool) -> io::Result<(Child, RegisteredFd)> {
+/// Returns it and the caller's end of the channel, non-blocking. With
+/// `output`, the child's stdout and stderr are that descriptor.
+pub(crate) fn spawn(
+    kill: bool,
+    pool: bool,
+    output: Option<RawFd>,
+) -> io::Result<(Child, RegisteredFd)> {
     crate::entry::keep_linked();
     let process = process()?;
     let mut nonce = [0u8; 16];
@@ -260,6 +265,10 @@ pub(crate) fn spawn(kill: bool, pool: bool) -> io::Result<(Child, RegisteredFd)>
         theirs
     };
     actions.add_dup2(theirs.fd().as_raw_fd(), CHANNEL_FD)?;
+    if let Some(out) = output {
+        actions.add_dup2(out, 1)?;
+        actions.add_dup2(out, 2)?;
+    }
     // stdin becomes /dev/null in the child's entry, before any user code.
     let pid = nix::spawn::posix_spawn(
         c"/proc/self/exe",

@@ -80,7 +80,7 @@ where
     run::run(options, function, |opts, cancel| {
         // The deadline runs from the call: the cost of forking counts.
         let deadline = Deadline::after(opts.secs);
-        let started = spawn(opts.kill, opts.limits, &mut body, failed);
+        let started = spawn(opts.kill, opts.limits, opts.output, &mut body, failed);
         block_now(attempt(
             &mut Blocking,
             function,
@@ -112,8 +112,8 @@ where
         retry.start();
         let (opts, cancel) = (retry.opts(), retry.cancel());
         let deadline = Deadline::after(opts.secs);
-        let (kill, limits, body) = (opts.kill, opts.limits, &mut body);
-        let started = spawner::run(move || spawn(kill, limits, body, failed));
+        let (kill, limits, output, body) = (opts.kill, opts.limits, opts.output, &mut body);
+        let started = spawner::run(move || spawn(kill, limits, output, body, failed));
         let outcome = attempt(&mut AsyncWaiter, function, opts, cancel, deadline, started).await;
         if let Step::Done(result) = retry.record(outcome) {
             return result;
@@ -157,6 +157,7 @@ where
 fn spawn<R, F>(
     kill: bool,
     limits: crate::limits::Limits,
+    output: Option<std::os::fd::RawFd>,
     body: &mut Body<F>,
     failed: fn(&R) -> bool,
 ) -> io::Result<(Child, RegisteredFd)>
@@ -211,6 +212,7 @@ where
                     pipe,
                     close,
                     limits,
+                    output,
                 },
                 f,
                 failed,

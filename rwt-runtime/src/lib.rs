@@ -59,6 +59,8 @@ mod spawner;
 mod stuck;
 #[cfg(target_os = "linux")]
 mod syscalls;
+#[cfg(unix)]
+mod testing;
 mod usage;
 #[cfg(unix)]
 mod waiter;
@@ -151,6 +153,8 @@ pub mod __private {
 
     pub use crate::executor::block_on;
     pub use crate::options::{grace_problem, secs_problem};
+    #[cfg(unix)]
+    pub use crate::testing::{run_test, test_result, ShouldPanic, TestError, TestSpec, TestValue};
     pub use crate::{Error, Options};
 
     /// Runs the body of a fork-mode `#[timeout]` function.

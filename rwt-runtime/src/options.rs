@@ -196,6 +196,10 @@ impl Options {
                 output_limit: self.output_limit,
                 limits,
                 cpu_f64: self.cpu,
+                #[cfg(unix)]
+                output: crate::testing::output(),
+                #[cfg(not(unix))]
+                output: None,
             }),
             _ => invalid(format!(
                 "durations out of range: secs {}, grace {}",
@@ -218,6 +222,10 @@ pub(crate) struct Checked {
     pub limits: Limits,
     /// The CPU limit as given, for the error.
     pub cpu_f64: Option<f64>,
+    /// Where the children of this call write their stdout and stderr, if
+    /// not to the caller's: the output pipe of the `#[rwt::test]` attempt
+    /// that makes the call (see `testing`). Pool workers keep theirs.
+    pub output: Option<i32>,
 }
 
 /// What is wrong with a `secs` value, if anything. Shared by the run-time

@@ -343,7 +343,7 @@ fn retire_expired() {
 
 /// Starts a worker (its handshake sent).
 fn start_worker() -> io::Result<Worker> {
-    let (child, channel) = crate::exec::spawn(true, true)?;
+    let (child, channel) = crate::exec::spawn(true, true, None)?;
     tracing::debug!(target: "rwt", pid = child.pid(), "pool worker started");
     Ok(Worker {
         child,

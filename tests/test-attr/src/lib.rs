@@ -1,0 +1,1 @@
+//! Nothing here: the fixture is its test file, tests/cases.rs.
