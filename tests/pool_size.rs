@@ -22,45 +22,46 @@ fn another_function() -> u32 {
 
 #[test]
 fn pool_settings_in_turn() {
-    by_default_as_many_idle_workers_as_cpus_are_kept();
+    by_default_as_many_idle_workers_as_were_busy_are_kept();
     one_pool_serves_every_pool_function();
     an_idle_worker_lives_until_its_idle_timeout();
     the_pool_keeps_as_many_idle_workers_as_it_is_told();
     idle_workers_retire_after_the_idle_timeout();
 }
 
-/// Before any setting: more concurrent calls than CPUs each get a worker;
-/// afterwards as many as there are CPUs stay, the rest retire.
-fn by_default_as_many_idle_workers_as_cpus_are_kept() {
+/// Before any setting: more concurrent calls than CPUs each get a worker,
+/// and all of them stay, so the next burst of as many calls reuses every
+/// one instead of starting new ones (a cap of the number of CPUs made a
+/// steady load of more callers start and retire a worker per call).
+fn by_default_as_many_idle_workers_as_were_busy_are_kept() {
     let cpus = std::thread::available_parallelism().unwrap().get();
-    let calls: Vec<_> = (0..cpus + 2)
-        .map(|_| std::thread::spawn(|| whoami_after(300).unwrap()))
-        .collect();
-    let workers: Vec<u32> = calls.into_iter().map(|c| c.join().unwrap()).collect();
-    let mut distinct = workers.clone();
-    distinct.sort_unstable();
-    distinct.dedup();
-    assert_eq!(
-        distinct.len(),
-        cpus + 2,
-        "calls shared a worker: {workers:?}"
-    );
-    let alive = || {
+    let burst = || {
+        let calls: Vec<_> = (0..cpus + 2)
+            .map(|_| std::thread::spawn(|| whoami_after(300).unwrap()))
+            .collect();
+        let mut workers: Vec<u32> = calls.into_iter().map(|c| c.join().unwrap()).collect();
+        workers.sort_unstable();
         workers
-            .iter()
-            .filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
-            .count()
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-    while alive() > cpus {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} workers kept",
-            alive()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    assert_eq!(alive(), cpus);
+    let first = burst();
+    let mut distinct = first.clone();
+    distinct.dedup();
+    assert_eq!(distinct.len(), cpus + 2, "calls shared a worker: {first:?}");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let alive = first
+        .iter()
+        .filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+        .count();
+    assert_eq!(
+        alive,
+        cpus + 2,
+        "idle workers retired before their idle timeout"
+    );
+    assert_eq!(
+        burst(),
+        first,
+        "the second burst did not reuse the first one's workers"
+    );
 }
 
 /// One pool per process: a worker that served one function serves another.

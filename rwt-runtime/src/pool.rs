@@ -2,9 +2,13 @@
 //! trip on a socket instead of a process start.
 //!
 //! - **No queueing.** A call takes an idle worker or gets a fresh one at
-//!   once; its deadline never includes someone else's call. At most
-//!   [`set_pool_size`] idle workers are kept (default: the number of CPUs);
-//!   one idle for [`IDLE_TIMEOUT`] (or [`set_pool_idle_timeout`]) retires.
+//!   once; its deadline never includes someone else's call. By default
+//!   the pool keeps, idle, as many workers as calls were ever in flight at
+//!   once (at least the number of CPUs), so a steady load of N callers
+//!   reuses N workers instead of starting and retiring them around a
+//!   smaller cap; [`set_pool_size`] sets a fixed cap instead. A worker idle
+//!   for [`IDLE_TIMEOUT`] (or [`set_pool_idle_timeout`]) retires: that is
+//!   how the pool shrinks after a burst.
 //! - **A failed worker never hurts the next call.** A worker that timed
 //!   out, panicked, crashed or died while idle is not used again (killed,
 //!   reaped, or left as an orphan with `kill = false`), and a replacement is
@@ -54,6 +58,9 @@ enum Request {
 pub(crate) struct State {
     idle: Vec<Worker>,
     max_idle: Option<usize>,
+    /// Pool calls holding a worker now, and the most there ever were.
+    busy: usize,
+    peak: usize,
     idle_timeout: Duration,
     thread: Option<mpsc::Sender<Request>>,
 }
@@ -63,6 +70,8 @@ impl State {
         State {
             idle: Vec::new(),
             max_idle: None,
+            busy: 0,
+            peak: 0,
             idle_timeout: IDLE_TIMEOUT,
             thread: None,
         }
@@ -75,15 +84,17 @@ impl State {
         // child's copy initialising for ever. Threads that race both
         // compute it; the answers agree.
         static CPUS: AtomicUsize = AtomicUsize::new(0);
-        self.max_idle
-            .unwrap_or_else(|| match CPUS.load(Ordering::Relaxed) {
+        self.max_idle.unwrap_or_else(|| {
+            let cpus = match CPUS.load(Ordering::Relaxed) {
                 0 => {
                     let n = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
                     CPUS.store(n, Ordering::Relaxed);
                     n
                 }
                 n => n,
-            })
+            };
+            cpus.max(self.peak)
+        })
     }
 
     /// In a child rwt forked (or a child of the user's own `fork()`): the
@@ -100,9 +111,11 @@ impl State {
     }
 }
 
-/// Sets how many idle workers the pool keeps at most (default: the number
-/// of CPUs). Extra idle workers retire at once; 0 keeps none, so every call
-/// starts a fresh worker. Calls in flight are never affected.
+/// Sets how many idle workers the pool keeps at most. By default it keeps
+/// as many as calls were ever in flight at once, and at least the number of
+/// CPUs; idle workers retire after the idle timeout either way. With a cap,
+/// extra idle workers retire at once; 0 keeps none, so every call starts a
+/// fresh worker. Calls in flight are never affected.
 pub fn set_pool_size(max_idle: usize) {
     let retired: Vec<Worker> = {
         let mut shared = registry::lock();
@@ -147,6 +160,7 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
             },
         };
         let Worker { child, channel, .. } = worker;
+        let busy = Busy::start();
         let mut child = Guarded::new(child);
         let (waited, reader) = watch::exchange(
             waiter,
@@ -200,6 +214,8 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
         };
         let mut ended =
             watch::conclude(waiter, function, opts, child, waited, reader, answered).await;
+        // Counted out first: the replacement is for this call's worker.
+        drop(busy);
         if !kept {
             ask(Request::Replace);
         }
@@ -213,6 +229,26 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
             usage.wall = started.elapsed();
         }
         return ended;
+    }
+}
+
+/// Counts a call as holding a worker, for the default cap, until dropped.
+struct Busy;
+
+impl Busy {
+    fn start() -> Busy {
+        let mut shared = registry::lock();
+        let pool = &mut shared.pool;
+        pool.busy += 1;
+        pool.peak = pool.peak.max(pool.busy);
+        Busy
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut shared = registry::lock();
+        shared.pool.busy = shared.pool.busy.saturating_sub(1);
     }
 }
 
@@ -312,7 +348,16 @@ fn pool_thread(requests: &mpsc::Receiver<Request>) {
             Ok(Request::Replace) => {
                 let wanted = {
                     let shared = registry::lock();
-                    shared.pool.idle.len() < shared.pool.max_idle()
+                    let pool = &shared.pool;
+                    // By default the cap counts every worker, busy or idle:
+                    // a replacement restores the pool's size, never grows
+                    // it. A cap set by `set_pool_size` counts idle ones.
+                    let busy = if pool.max_idle.is_none() {
+                        pool.busy
+                    } else {
+                        0
+                    };
+                    pool.idle.len() + busy < pool.max_idle()
                 };
                 if wanted {
                     if let Ok(worker) = start_worker() {
