@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 const MODES: [&str; 2] = ["exec_mode", "fork_mode"];
 
 /// Each fixture test and libtest's verdict on it.
-const VERDICTS: [(&str, &str); 16] = [
+const VERDICTS: [(&str, &str); 21] = [
     ("passes", "ok"),
     ("fails", "FAILED"),
     ("hangs", "FAILED"),
@@ -32,6 +32,11 @@ const VERDICTS: [(&str, &str); 16] = [
     ("async_test", "ok"),
     ("over_memory", "FAILED"),
     ("floods", "FAILED"),
+    ("should_panic_flaky", "ok"),
+    ("panics_non_string", "FAILED"),
+    ("exits_zero", "FAILED"),
+    ("nested_calls", "FAILED"),
+    ("should_panic_via_cfg_attr", "FAILED"),
 ];
 
 /// A directory of its own for the fixture's files, removed when dropped.
@@ -178,9 +183,10 @@ fn the_fixture_report_is_what_the_spec_says_in_exec_and_fork_mode() {
             want.insert(format!("{mode}::{test}"), verdict.to_owned());
         }
     }
+    want.insert("plain::located".into(), "FAILED".into());
     assert_eq!(got, want, "{}", report());
     assert!(
-        stdout.contains("test result: FAILED. 12 passed; 18 failed; 2 ignored;"),
+        stdout.contains("test result: FAILED. 14 passed; 27 failed; 2 ignored;"),
         "{}",
         report()
     );
@@ -188,6 +194,20 @@ fn the_fixture_report_is_what_the_spec_says_in_exec_and_fork_mode() {
     // What each failure shows, under its own name, and nothing of the
     // passing tests anywhere.
     let sections = sections(&stdout);
+    // The child's location: the assert's line, not the test's.
+    let located = &sections["plain::located"];
+    let line = include_str!("test-attr/tests/cases.rs")
+        .lines()
+        .position(|l| l.contains("assert!(x == 2"))
+        .unwrap()
+        + 1;
+    assert!(
+        located.contains(&format!(
+            "thread 'plain::located' panicked at tests/cases.rs:{line}:"
+        )),
+        "{located}"
+    );
+    assert!(located.contains("located: x is 1"), "{located}");
     for mode in MODES {
         let section = |test: &str| {
             sections
@@ -272,6 +292,20 @@ fn the_fixture_report_is_what_the_spec_says_in_exec_and_fork_mode() {
             "[rwt: 2097152 bytes of the test's output left out]",
         );
         has("floods", "floods: done");
+        // The body's own rwt calls work, and their children's output is the
+        // test's too.
+        once("nested_calls", "nested fork: hi\n");
+        once("nested_calls", "nested exec: hi\n");
+        has("nested_calls", "nested_calls: done");
+        has(
+            "exits_zero",
+            "function `exits_zero` crashed: exited with code 0 without returning a result",
+        );
+        has("panics_non_string", "expected panic with string value");
+        has(
+            "should_panic_via_cfg_attr",
+            "function `should_panic_via_cfg_attr` timed out after 0.5 s",
+        );
         assert!(section("floods").len() < 3 << 20);
 
         for quiet in ["passes: a line on", "flaky: attempt", "async_test: 42"] {
@@ -298,6 +332,17 @@ fn the_fixture_report_is_what_the_spec_says_in_exec_and_fork_mode() {
         .parse()
         .unwrap();
         assert!(!common::alive(pid), "{mode}::hangs left pid {pid} running");
+        let grandchild: u32 = std::fs::read_to_string(scratch.0.join(format!(
+            "hangs-grandchild-{}.pid",
+            mode.trim_end_matches("_mode")
+        )))
+        .unwrap()
+        .parse()
+        .unwrap();
+        assert!(
+            !common::alive(grandchild),
+            "{mode}::hangs left its grandchild {grandchild} running"
+        );
     }
 }
 
@@ -390,9 +435,10 @@ fn under_nextest_the_verdicts_are_the_same() {
             want.insert(format!("{mode}::{test}"), status);
         }
     }
+    want.insert("plain::located".into(), "FAIL");
     assert_eq!(got, want, "{text}");
     assert!(
-        text.contains("30 tests run: 12 passed, 18 failed, 2 skipped"),
+        text.contains("41 tests run: 14 passed, 27 failed, 2 skipped"),
         "{text}"
     );
 }

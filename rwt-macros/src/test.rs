@@ -44,7 +44,15 @@ pub(crate) fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Vec::new();
     let parsed = attr::parse(args, &mut errors);
     let mode_given = parsed.mode.as_ref().map(|m| m.value.to_token_stream());
+    let kill_given = parsed.kill.as_ref().map(|k| k.value.to_token_stream());
     let mut options = valid::options(parsed, &mut errors);
+    if let (Some(at), false) = (&kill_given, options.kill) {
+        errors.push(syn::Error::new_spanned(
+            at,
+            "a test cannot use `kill = false`: its child would run on after the test \
+             failed, and after the whole run; a test's child is always killed",
+        ));
+    }
     match (&mode_given, options.mode) {
         // Exec by default: libtest runs tests on several threads, and a
         // fork there copies other threads' locks.

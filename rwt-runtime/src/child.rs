@@ -17,6 +17,9 @@ use nix::unistd::Pid;
 
 use crate::codec::{self, Kind};
 
+/// What a panic whose payload is not a string reports as its text.
+pub(crate) const NON_STRING_PAYLOAD: &str = "panic payload of a non-string type";
+
 /// Exit code of a child whose caller died before it could arm
 /// PR_SET_PDEATHSIG: nobody is left to read it.
 pub(crate) const EXIT_CALLER_GONE: i32 = 125;
@@ -96,6 +99,10 @@ where
             let out = unsafe { BorrowedFd::borrow_raw(out) };
             let _ = nix::unistd::dup2_stdout(out);
             let _ = nix::unistd::dup2_stderr(out);
+            // Calls the test body makes here must not name the test's
+            // pipe, which is closed below (1 and 2 are the pipe now, and
+            // their children inherit those).
+            crate::testing::forget_output();
         }
         // Other calls' pipes (and this call's read end) go.
         for &fd in &setup.close {
@@ -317,7 +324,7 @@ fn payload_text(payload: &(dyn std::any::Any + Send)) -> &str {
     } else if let Some(s) = payload.downcast_ref::<String>() {
         s
     } else {
-        "panic payload of a non-string type"
+        NON_STRING_PAYLOAD
     }
 }
 

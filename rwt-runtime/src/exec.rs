@@ -264,11 +264,13 @@ pub(crate) fn spawn(
     } else {
         theirs
     };
-    actions.add_dup2(theirs.fd().as_raw_fd(), CHANNEL_FD)?;
+    // Output first: were `out` 3 (a caller that closed its standard
+    // descriptors), the channel's dup2 would replace it.
     if let Some(out) = output {
         actions.add_dup2(out, 1)?;
         actions.add_dup2(out, 2)?;
     }
+    actions.add_dup2(theirs.fd().as_raw_fd(), CHANNEL_FD)?;
     // stdin becomes /dev/null in the child's entry, before any user code.
     let pid = nix::spawn::posix_spawn(
         c"/proc/self/exe",

@@ -36,6 +36,12 @@ pub(crate) fn output() -> Option<RawFd> {
     OUTPUT.with(Cell::get)
 }
 
+/// In a fork child: the pipe's descriptor is about to be closed (the
+/// child's 1 and 2 are the pipe now), so calls made there must not use it.
+pub(crate) fn forget_output() {
+    OUTPUT.with(|o| o.set(None));
+}
+
 /// Most of a test's output kept from its start, and from its end; what
 /// lies between is counted and left out (a test that floods its output
 /// must not flood the test binary's memory through libtest's buffer).
@@ -209,6 +215,13 @@ fn judge<V: TestValue>(spec: &TestSpec, got: Result<V, Error>) -> Option<Failure
                     location: location.map(str::to_owned),
                 }),
                 ShouldPanic::Any => None,
+                // libtest's words for a payload it cannot match.
+                ShouldPanic::Expected(want) if text == crate::child::NON_STRING_PAYLOAD => {
+                    Some(other(format!(
+                        "expected panic with string value,\n found non-string value: \
+                         `TypeId(..)`\n     expected substring: {want:?}"
+                    )))
+                }
                 ShouldPanic::Expected(want) if text.contains(want) => None,
                 // libtest's own words for a wrong message.
                 ShouldPanic::Expected(want) => Some(other(format!(
@@ -395,10 +408,17 @@ fn collect(read: &RegisteredFd, stop: &RegisteredFd) -> Collected {
         if stopping {
             let _ = nix::fcntl::fcntl(read.fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
         }
+        // After the stop, what the pipe holds, and no more: a process the
+        // attempt left behind (`kill = false`, or one that left the group)
+        // could keep it full for ever.
+        let mut drain = DRAIN_AFTER_STOP;
         loop {
             match nix::unistd::read(read.fd(), &mut buf) {
                 Ok(0) => return kept,
-                Ok(n) => kept.push(&buf[..n]),
+                Ok(n) => {
+                    kept.push(&buf[..n]);
+                    drain = drain.saturating_sub(n);
+                }
                 Err(Errno::EINTR) => continue,
                 // Drained (after the stop), or nothing more to read now.
                 Err(_) if stopping => return kept,
@@ -407,9 +427,17 @@ fn collect(read: &RegisteredFd, stop: &RegisteredFd) -> Collected {
             if !stopping {
                 break;
             }
+            if drain == 0 {
+                return kept;
+            }
         }
     }
 }
+
+/// The most read after the stop: more than a pipe holds (1 MiB at most
+/// unless its size was raised), so everything written before the attempt
+/// ended is read.
+const DRAIN_AFTER_STOP: usize = 4 << 20;
 
 /// Runs `f` on a thread started with `pthread_create` rather than
 /// `std::thread`, which would hand it libtest's capture of the caller's

@@ -53,6 +53,10 @@ macro_rules! cases {
             fn hangs() {
                 let pid = std::process::id().to_string();
                 std::fs::write(scratch(concat!("hangs-", $mode, ".pid")), pid).unwrap();
+                // A grandchild: the timeout's group kill must take it too.
+                let sleeper = std::process::Command::new("sleep").arg("3600").spawn().unwrap();
+                let pid = sleeper.id().to_string();
+                std::fs::write(scratch(concat!("hangs-grandchild-", $mode, ".pid")), pid).unwrap();
                 println!("hangs: about to sleep");
                 std::thread::sleep(Duration::from_secs(3600));
             }
@@ -83,6 +87,14 @@ macro_rules! cases {
             #[rwt::test(secs = 0.5, mode = $mode)]
             #[should_panic]
             fn should_panic_but_hangs() {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+
+            /// rustc expands the `cfg_attr` before rwt sees the test: rwt
+            /// judges the `should_panic`, and a timeout is not the panic.
+            #[rwt::test(secs = 0.5, mode = $mode)]
+            #[cfg_attr(unix, should_panic)]
+            fn should_panic_via_cfg_attr() {
                 std::thread::sleep(Duration::from_secs(3600));
             }
 
@@ -124,6 +136,47 @@ macro_rules! cases {
                 assert_eq!(value, 42);
             }
 
+            /// Passes on its third attempt, the first that panics.
+            #[rwt::test(secs = 5, ntries = 3, mode = $mode)]
+            #[should_panic(expected = "third")]
+            fn should_panic_flaky() {
+                let n = attempt(concat!("should-panic-flaky-", $mode));
+                if n >= 3 {
+                    panic!("the third attempt panics");
+                }
+            }
+
+            #[rwt::test(secs = 5, mode = $mode)]
+            #[should_panic(expected = "non-string")]
+            fn panics_non_string() {
+                std::panic::panic_any(7u8);
+            }
+
+            #[rwt::test(secs = 5, mode = $mode)]
+            fn exits_zero() {
+                std::process::exit(0);
+            }
+
+            #[rwt::timeout(secs = 5)]
+            fn nested_fork() -> u8 {
+                println!("nested fork: hi");
+                7
+            }
+
+            #[rwt::timeout(secs = 5, mode = "exec")]
+            fn nested_exec() -> u8 {
+                println!("nested exec: hi");
+                8
+            }
+
+            /// rwt calls made by a test body, whose children print too.
+            #[rwt::test(secs = 10, mode = $mode)]
+            fn nested_calls() {
+                assert_eq!(nested_fork().unwrap(), 7);
+                assert_eq!(nested_exec().unwrap(), 8);
+                panic!("nested_calls: done");
+            }
+
             #[rwt::test(secs = 10, memory = "64 MiB", mode = $mode)]
             fn over_memory() {
                 let mut kept = Vec::new();
@@ -146,3 +199,13 @@ macro_rules! cases {
 
 cases!(exec_mode, "exec");
 cases!(fork_mode, "fork");
+
+/// Outside any macro, so that the child's panic location (the assert's
+/// line) differs from the test's own.
+mod plain {
+    #[rwt::test(secs = 5)]
+    fn located() {
+        let x = 1;
+        assert!(x == 2, "located: x is {x}");
+    }
+}
