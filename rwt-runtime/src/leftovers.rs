@@ -11,8 +11,9 @@
 //! looked at: they live on, as the README says.
 //!
 //! The comparison costs one `pread` of `/proc/self/stat` (threads, signal
-//! masks), a listing of `/proc/self/fd` through a directory kept open,
-//! three `fstat`s (what fds 0, 1 and 2 are), `getcwd`, `umask`, `alarm` and
+//! masks), one `fstat` of `/proc/self/fd` (since Linux 6.2 its size is the
+//! number of open descriptors; before, a listing of it through a directory
+//! kept open), three `fstat`s (what fds 0, 1 and 2 are), `getcwd`, `umask`, `alarm` and
 //! two `setitimer`s, and 16 `getrlimit`s; it runs after the answer is sent,
 //! while the caller decodes it.
 //!
@@ -63,6 +64,13 @@ pub(crate) struct Baseline {
     stat_file: OwnedFd,
     fd_dir: nix::dir::Dir,
     fds: FdSet,
+    /// The kernel gives the count of open descriptors as the size of
+    /// `/proc/self/fd` (Linux 6.2 and later): one `fstat` instead of a
+    /// listing per call. A call that closed one of the worker's own and
+    /// left one of its own open at another number keeps the count; it also
+    /// broke the worker's channel or its checks (then it retires), or moved
+    /// stdio, which [`stdio`] sees.
+    fds_by_size: bool,
     stdio: [Option<(u64, u64)>; 3],
     stat: Stat,
     cwd: PathBuf,
@@ -103,8 +111,11 @@ impl Baseline {
             Mode::empty(),
         )
         .ok()?;
+        let fds = FdSet::list(&mut fd_dir)?;
+        let fds_by_size = fd_count(&fd_dir) == Some(fds.count);
         Some(Baseline {
-            fds: FdSet::list(&mut fd_dir)?,
+            fds,
+            fds_by_size,
             fd_dir,
             stdio: stdio(),
             stat: read_stat(&stat_file)?,
@@ -153,8 +164,12 @@ impl Baseline {
         {
             return false;
         }
-        FdSet::list(&mut self.fd_dir).as_ref() == Some(&self.fds)
-            && stdio() == self.stdio
+        let fds = if self.fds_by_size {
+            fd_count(&self.fd_dir) == Some(self.fds.count)
+        } else {
+            FdSet::list(&mut self.fd_dir).as_ref() == Some(&self.fds)
+        };
+        fds && stdio() == self.stdio
             && environ_fingerprint() == self.environ
             && limits().is_some_and(|now| now == self.limits)
     }
@@ -202,6 +217,13 @@ impl FdSet {
         }
         Some(set)
     }
+}
+
+/// The size of `/proc/self/fd`: the number of open descriptors on Linux
+/// 6.2 and later (0 before).
+fn fd_count(dir: &nix::dir::Dir) -> Option<usize> {
+    let st = nix::sys::stat::fstat(dir.as_fd()).ok()?;
+    usize::try_from(st.st_size).ok()
 }
 
 /// What fds 0, 1 and 2 are (device and inode), or `None` for a closed one:
@@ -281,6 +303,35 @@ fn limits() -> Option<[(u64, u64); 16]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Where the kernel counts them (6.2+), the size of `/proc/self/fd` is
+    /// what a listing counts, with descriptors of ours open (other tests
+    /// of this binary open and close theirs meanwhile: only a listing that
+    /// did not change around the `fstat` is compared).
+    #[test]
+    fn the_descriptor_count_is_what_a_listing_counts() {
+        let mut dir = nix::dir::Dir::open(
+            c"/proc/self/fd",
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
+        if fd_count(&dir) == Some(0) {
+            return; // before Linux 6.2: the listing is used
+        }
+        let _extra: Vec<OwnedFd> = (0..3)
+            .map(|_| std::fs::File::open("/dev/null").unwrap().into())
+            .collect();
+        for _ in 0..100 {
+            let before = FdSet::list(&mut dir).unwrap();
+            let size = fd_count(&dir).unwrap();
+            if FdSet::list(&mut dir).unwrap() == before {
+                assert_eq!(size, before.count);
+                return;
+            }
+        }
+        panic!("the descriptor table never held still for three reads");
+    }
 
     #[test]
     fn the_stat_line_is_read_field_by_field() {
