@@ -75,7 +75,7 @@ pub(crate) struct Baseline {
     stat: Stat,
     cwd: PathBuf,
     umask: Mode,
-    environ: u64,
+    environ: Environ,
     limits: [(u64, u64); 16],
 }
 
@@ -122,7 +122,7 @@ impl Baseline {
             stat_file,
             cwd: std::env::current_dir().ok()?,
             umask,
-            environ: environ_fingerprint(),
+            environ: Environ::now(),
             limits: limits()?,
         })
     }
@@ -170,7 +170,7 @@ impl Baseline {
             FdSet::list(&mut self.fd_dir).as_ref() == Some(&self.fds)
         };
         fds && stdio() == self.stdio
-            && environ_fingerprint() == self.environ
+            && self.environ.is_now()
             && limits().is_some_and(|now| now == self.limits)
     }
 
@@ -264,32 +264,57 @@ fn read_stat(file: &impl AsFd) -> Option<Stat> {
     })
 }
 
-/// A fingerprint of the environment: the addresses and contents of its
-/// strings. `setenv`, `putenv` and `unsetenv` change the array or its
-/// entries.
-fn environ_fingerprint() -> u64 {
+/// The environment as the baseline saw it: the array's address, and each
+/// string's address and bytes. `setenv`, `putenv` and `unsetenv` change
+/// the array or its entries; a write into a string changes its bytes.
+/// Compared with `memcmp` after each call (a hash of every byte cost a
+/// pool call about a microsecond).
+struct Environ {
+    array: usize,
+    entries: Vec<(usize, Box<[u8]>)>,
+}
+
+impl Environ {
+    fn now() -> Environ {
+        let mut entries = Vec::new();
+        let array = each_variable(|at, bytes| entries.push((at, bytes.into())));
+        Environ { array, entries }
+    }
+
+    fn is_now(&self) -> bool {
+        let mut same = true;
+        let mut n = 0;
+        let array = each_variable(|at, bytes| {
+            same &= self
+                .entries
+                .get(n)
+                .is_some_and(|(was_at, was)| *was_at == at && **was == *bytes);
+            n += 1;
+        });
+        same && n == self.entries.len() && array == self.array
+    }
+}
+
+/// Calls `f` with each environment string's address and bytes; returns
+/// the array's address.
+fn each_variable(mut f: impl FnMut(usize, &[u8])) -> usize {
     unsafe extern "C" {
         // Mutable: the C library changes it (setenv).
         static mut environ: *const *const nix::libc::c_char;
     }
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut mix = |b: u64| hash = (hash ^ b).wrapping_mul(0x0000_0100_0000_01b3);
     // SAFETY: the worker runs one thread here (a call that left another is
     // caught by the thread count first), so nothing changes the
     // environment while it is read; `environ` is a NULL-terminated array of
     // NUL-terminated strings.
     unsafe {
-        let mut at = std::ptr::addr_of!(environ).read();
-        mix(at as u64);
+        let array = std::ptr::addr_of!(environ).read();
+        let mut at = array;
         while !at.is_null() && !(*at).is_null() {
-            mix(*at as u64);
-            for &b in CStr::from_ptr(*at).to_bytes() {
-                mix(u64::from(b));
-            }
+            f(*at as usize, CStr::from_ptr(*at).to_bytes());
             at = at.add(1);
         }
+        array as usize
     }
-    hash
 }
 
 fn limits() -> Option<[(u64, u64); 16]> {
