@@ -20,9 +20,15 @@ fn another_function() -> u32 {
     std::process::id()
 }
 
+#[timeout(secs = 5.0, mode = "pool")]
+fn panics() -> u32 {
+    panic!("a worker that panicked is replaced");
+}
+
 #[test]
 fn pool_settings_in_turn() {
     by_default_as_many_idle_workers_as_were_busy_are_kept();
+    idle_workers_retire_under_a_stream_of_replacements();
     one_pool_serves_every_pool_function();
     an_idle_worker_lives_until_its_idle_timeout();
     the_pool_keeps_as_many_idle_workers_as_it_is_told();
@@ -62,6 +68,36 @@ fn by_default_as_many_idle_workers_as_were_busy_are_kept() {
         first,
         "the second burst did not reuse the first one's workers"
     );
+}
+
+/// A grown pool shrinks by its idle timeout even while replacements keep
+/// the pool thread busy (a panicking call every 100 ms, more often than
+/// the idle sweep's tick): the sweep runs on a clock. Before that, the
+/// first burst's workers, never used again, lived for ever.
+fn idle_workers_retire_under_a_stream_of_replacements() {
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let calls: Vec<_> = (0..cpus + 2)
+        .map(|_| std::thread::spawn(|| whoami_after(300).unwrap()))
+        .collect();
+    let burst: Vec<u32> = calls.into_iter().map(|c| c.join().unwrap()).collect();
+    rwt::set_pool_idle_timeout(std::time::Duration::from_millis(300));
+    let alive = || {
+        burst
+            .iter()
+            .filter(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+            .count()
+    };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while std::time::Instant::now() < until && alive() > 0 {
+        assert!(panics().is_err());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        alive(),
+        0,
+        "idle workers of the burst still alive: {burst:?}"
+    );
+    rwt::set_pool_idle_timeout(rwt::POOL_IDLE_TIMEOUT);
 }
 
 /// One pool per process: a worker that served one function serves another.

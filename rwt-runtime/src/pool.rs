@@ -105,6 +105,9 @@ impl State {
         for worker in self.idle.drain(..) {
             std::mem::forget(worker);
         }
+        // The parent's calls in flight are not this process's.
+        self.busy = 0;
+        self.peak = 0;
         if let Some(thread) = self.thread.take() {
             std::mem::forget(thread);
         }
@@ -331,13 +334,34 @@ fn start_via_pool_thread(deadline: Deadline) -> io::Result<Option<Worker>> {
 /// The pool thread: starts workers on request (so their PR_SET_PDEATHSIG
 /// is tied to a thread that lives as long as the process), keeps spares,
 /// retires workers idle for too long.
+///
+/// A call waiting for a worker (`Spawn`) goes before replacements, which
+/// only keep the pool's size; and idle workers are swept on a clock, not
+/// only when no request came for a whole tick (a steady trickle of
+/// replacements would otherwise keep a grown pool for ever).
 fn pool_thread(requests: &mpsc::Receiver<Request>) {
+    let mut swept = Instant::now();
+    let mut replacements = 0usize;
     loop {
         let tick = {
             let shared = registry::lock();
             (shared.pool.idle_timeout / 2).clamp(Duration::from_millis(10), Duration::from_secs(1))
         };
-        match requests.recv_timeout(tick) {
+        if swept.elapsed() >= tick {
+            retire_expired();
+            swept = Instant::now();
+        }
+        // Requests waiting now: callers first, then one replacement (and
+        // a look for callers again before the next).
+        let next = if replacements > 0 {
+            requests.try_recv().map_err(|e| match e {
+                mpsc::TryRecvError::Empty => mpsc::RecvTimeoutError::Timeout,
+                mpsc::TryRecvError::Disconnected => mpsc::RecvTimeoutError::Disconnected,
+            })
+        } else {
+            requests.recv_timeout(tick.saturating_sub(swept.elapsed()))
+        };
+        match next {
             Ok(Request::Spawn(reply)) => {
                 // A caller whose deadline passed meanwhile is gone: its
                 // worker becomes an idle one.
@@ -345,28 +369,35 @@ fn pool_thread(requests: &mpsc::Receiver<Request>) {
                     give_back(worker);
                 }
             }
-            Ok(Request::Replace) => {
-                let wanted = {
-                    let shared = registry::lock();
-                    let pool = &shared.pool;
-                    // By default the cap counts every worker, busy or idle:
-                    // a replacement restores the pool's size, never grows
-                    // it. A cap set by `set_pool_size` counts idle ones.
-                    let busy = if pool.max_idle.is_none() {
-                        pool.busy
-                    } else {
-                        0
-                    };
-                    pool.idle.len() + busy < pool.max_idle()
-                };
-                if wanted {
-                    if let Ok(worker) = start_worker() {
-                        give_back(worker);
-                    }
-                }
+            Ok(Request::Replace) => replacements += 1,
+            Err(mpsc::RecvTimeoutError::Timeout) if replacements > 0 => {
+                replacements -= 1;
+                replace();
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => retire_expired(),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// Starts a worker to keep idle, if the pool is below its size.
+fn replace() {
+    let wanted = {
+        let shared = registry::lock();
+        let pool = &shared.pool;
+        // By default the cap counts every worker, busy or idle: a
+        // replacement restores the pool's size, never grows it. A cap set
+        // by `set_pool_size` counts idle ones.
+        let busy = if pool.max_idle.is_none() {
+            pool.busy
+        } else {
+            0
+        };
+        pool.idle.len() + busy < pool.max_idle()
+    };
+    if wanted {
+        if let Ok(worker) = start_worker() {
+            give_back(worker);
         }
     }
 }
@@ -381,6 +412,12 @@ fn retire_expired() {
             .drain(..)
             .partition(|w| w.idle_since.elapsed() >= limit);
         shared.pool.idle = fresh;
+        // The default cap follows the pool down: what is left now (busy or
+        // idle) is the most it keeps until calls grow it again.
+        let pool = &mut shared.pool;
+        if !old.is_empty() {
+            pool.peak = pool.busy + pool.idle.len();
+        }
         old
     };
     expired.into_iter().for_each(retire);
