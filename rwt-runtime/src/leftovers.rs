@@ -277,27 +277,36 @@ struct Environ {
 impl Environ {
     fn now() -> Environ {
         let mut entries = Vec::new();
-        let array = each_variable(|at, bytes| entries.push((at, bytes.into())));
+        let array = each_variable(|at| {
+            // SAFETY: the baseline's strings are the environment's own
+            // now, each NUL-terminated (see `each_variable`).
+            let bytes = unsafe { CStr::from_ptr(at) }.to_bytes();
+            entries.push((at as usize, bytes.into()));
+        });
         Environ { array, entries }
     }
 
     fn is_now(&self) -> bool {
         let mut same = true;
         let mut n = 0;
-        let array = each_variable(|at, bytes| {
-            same &= self
-                .entries
-                .get(n)
-                .is_some_and(|(was_at, was)| *was_at == at && **was == *bytes);
+        let array = each_variable(|at| {
+            // Only a string at the baseline's own address is read: one the
+            // call put there may point anywhere (a `putenv` of a buffer
+            // since freed). The C library never frees the strings it had.
+            same &= self.entries.get(n).is_some_and(|(was_at, was)| {
+                *was_at == at as usize
+                    // SAFETY: as above: a baseline string, still alive.
+                    && unsafe { CStr::from_ptr(at) }.to_bytes() == &**was
+            });
             n += 1;
         });
         same && n == self.entries.len() && array == self.array
     }
 }
 
-/// Calls `f` with each environment string's address and bytes; returns
-/// the array's address.
-fn each_variable(mut f: impl FnMut(usize, &[u8])) -> usize {
+/// Calls `f` with each environment string's address; returns the array's
+/// address.
+fn each_variable(mut f: impl FnMut(*const nix::libc::c_char)) -> usize {
     unsafe extern "C" {
         // Mutable: the C library changes it (setenv).
         static mut environ: *const *const nix::libc::c_char;
@@ -305,12 +314,12 @@ fn each_variable(mut f: impl FnMut(usize, &[u8])) -> usize {
     // SAFETY: the worker runs one thread here (a call that left another is
     // caught by the thread count first), so nothing changes the
     // environment while it is read; `environ` is a NULL-terminated array of
-    // NUL-terminated strings.
+    // pointers (only the pointers are read here).
     unsafe {
         let array = std::ptr::addr_of!(environ).read();
         let mut at = array;
         while !at.is_null() && !(*at).is_null() {
-            f(*at as usize, CStr::from_ptr(*at).to_bytes());
+            f(*at);
             at = at.add(1);
         }
         array as usize
