@@ -267,12 +267,29 @@ pub async fn serve(port: u16, addr_file: Option<std::path::PathBuf>) {
     }
     let service = Arc::new(Service::default());
     let stopping = service.clone();
-    axum::serve(listener, router(service))
-        .with_graceful_shutdown(async move { shutdown(&stopping).await })
-        .await
-        .expect("serve");
-    eprintln!("service: stopped, every request answered");
+    let stopped = Arc::new(tokio::sync::Notify::new());
+    let signalled = stopped.clone();
+    let serving = axum::serve(listener, router(service)).with_graceful_shutdown(async move {
+        shutdown(&stopping).await;
+        signalled.notify_one();
+    });
+    // A client that never finishes its request must not hold the exit:
+    // after the drain, connections get until EXIT_BY to finish.
+    let deadline = async {
+        stopped.notified().await;
+        tokio::time::sleep(EXIT_BY.saturating_sub(DRAIN)).await;
+    };
+    tokio::select! {
+        served = serving => {
+            served.expect("serve");
+            eprintln!("service: stopped, every request answered");
+        }
+        () = deadline => eprintln!("service: stopped, dropping connections still open"),
+    }
 }
+
+/// How long after SIGTERM the service exits at the latest.
+const EXIT_BY: Duration = Duration::from_millis(800);
 
 /// Waits for SIGTERM or Ctrl-C, then turns new requests away and ends the
 /// calls in flight. axum then stops accepting and waits for each
