@@ -102,7 +102,7 @@ where
             // Calls the test body makes here must not name the test's
             // pipe, which is closed below (1 and 2 are the pipe now, and
             // their children inherit those).
-            crate::testing::forget_output();
+            crate::test_output::set(None);
         }
         // Other calls' pipes (and this call's read end) go.
         for &fd in &setup.close {

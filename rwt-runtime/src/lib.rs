@@ -60,6 +60,8 @@ mod stuck;
 #[cfg(target_os = "linux")]
 mod syscalls;
 #[cfg(unix)]
+mod test_output;
+#[cfg(unix)]
 mod testing;
 mod usage;
 #[cfg(unix)]

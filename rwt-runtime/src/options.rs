@@ -197,7 +197,7 @@ impl Options {
                 limits,
                 cpu_f64: self.cpu,
                 #[cfg(unix)]
-                output: crate::testing::output(),
+                output: crate::test_output::get(),
                 #[cfg(not(unix))]
                 output: None,
             }),

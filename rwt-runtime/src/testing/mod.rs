@@ -6,47 +6,22 @@
 //! on the test's thread only: a child process writes to the real
 //! descriptors 1 and 2 and would bypass it. So while libtest captures, each
 //! attempt's child gets a pipe of its own on 1 and 2 (the spawn sets them;
-//! [`output`] tells it which), a thread here collects what comes through,
+//! `test_output` tells it which), a thread here collects what comes through,
 //! and the test's thread `print!`s it once the attempt is over. Under
 //! `--nocapture` the child keeps the terminal and prints as it goes.
+//!
+//! `capture` is the pipe and the thread that drains it; `plain_thread`
+//! the thread a fork-mode attempt forks from.
 
-use std::cell::Cell;
-use std::collections::VecDeque;
+mod capture;
+mod plain_thread;
+
 use std::fmt;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::panic::Location;
 
-use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, OFlag};
-use nix::poll::{PollFd, PollFlags, PollTimeout};
-
-use crate::registry::{self, RegisteredFd};
 use crate::Error;
-
-thread_local! {
-    /// The write end of the current attempt's output pipe, while a test's
-    /// attempt runs on this thread.
-    static OUTPUT: Cell<Option<RawFd>> = const { Cell::new(None) };
-}
-
-/// Where a child started by a call on this thread sends its stdout and
-/// stderr: the output pipe of the `#[rwt::test]` attempt running here, or
-/// nowhere special (`None`: the child inherits the caller's).
-pub(crate) fn output() -> Option<RawFd> {
-    OUTPUT.with(Cell::get)
-}
-
-/// In a fork child: the pipe's descriptor is about to be closed (the
-/// child's 1 and 2 are the pipe now), so calls made there must not use it.
-pub(crate) fn forget_output() {
-    OUTPUT.with(|o| o.set(None));
-}
-
-/// Most of a test's output kept from its start, and from its end; what
-/// lies between is counted and left out (a test that floods its output
-/// must not flood the test binary's memory through libtest's buffer).
-const KEEP_HEAD: usize = 1 << 20;
-const KEEP_TAIL: usize = 1 << 20;
+use capture::Capture;
+use plain_thread::on_plain_thread;
 
 /// What `#[should_panic]` asked for.
 #[derive(Clone, Copy, Debug)]
@@ -157,9 +132,9 @@ fn captured_attempt<V: TestValue>(
     };
     let output = capture.as_ref().map(Capture::write_fd);
     let run = move || {
-        OUTPUT.with(|o| o.set(output));
+        crate::test_output::set(output);
         let got = attempt();
-        OUTPUT.with(|o| o.set(None));
+        crate::test_output::set(None);
         got
     };
     let got = if fork { on_plain_thread(run) } else { run() };
@@ -300,201 +275,6 @@ fn split_location(message: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// One attempt's output pipe, and the thread that drains it.
-struct Capture {
-    /// The end the children write to; the caller keeps it for the spawn.
-    write: RegisteredFd,
-    /// Written to when the attempt is over.
-    stop: RegisteredFd,
-    reader: std::thread::JoinHandle<Collected>,
-}
-
-impl Capture {
-    fn start() -> std::io::Result<Capture> {
-        let pipe = || {
-            registry::pair_above_stdio(nix::unistd::pipe2(OFlag::O_CLOEXEC)?)
-                .map_err(std::io::Error::from)
-        };
-        // Registered under the list's lock, as they are made: a child that
-        // another thread forks meanwhile closes them.
-        let (read, write, stop_read, stop) = {
-            let mut fds = registry::fds();
-            let (read, write) = pipe()?;
-            let (stop_read, stop) = pipe()?;
-            (
-                RegisteredFd::new(&mut fds, read),
-                RegisteredFd::new(&mut fds, write),
-                RegisteredFd::new(&mut fds, stop_read),
-                RegisteredFd::new(&mut fds, stop),
-            )
-        };
-        let reader = std::thread::Builder::new()
-            .name("rwt-test-output".into())
-            .spawn(move || collect(&read, &stop_read))?;
-        Ok(Capture {
-            write,
-            stop,
-            reader,
-        })
-    }
-
-    fn write_fd(&self) -> RawFd {
-        self.write.fd().as_raw_fd()
-    }
-
-    /// Everything the attempt's children wrote (as far as it was kept).
-    /// The attempt has ended: its child is reaped, so what it wrote is in
-    /// the pipe. A process it left behind may still hold the pipe open, so
-    /// the reader takes what is there and stops, rather than wait for EOF.
-    fn finish(self) -> String {
-        drop(self.write);
-        let _ = nix::unistd::write(self.stop.fd(), b"x");
-        let collected = self.reader.join().unwrap_or_default();
-        collected.text()
-    }
-}
-
-/// Output kept: the head, the tail, and how much between was left out.
-#[derive(Default)]
-struct Collected {
-    head: Vec<u8>,
-    tail: VecDeque<u8>,
-    skipped: u64,
-}
-
-impl Collected {
-    fn push(&mut self, mut data: &[u8]) {
-        let room = KEEP_HEAD - self.head.len();
-        let now = room.min(data.len());
-        self.head.extend_from_slice(&data[..now]);
-        data = &data[now..];
-        self.tail.extend(data);
-        if self.tail.len() > KEEP_TAIL {
-            let excess = self.tail.len() - KEEP_TAIL;
-            self.tail.drain(..excess);
-            self.skipped += excess as u64;
-        }
-    }
-
-    fn text(self) -> String {
-        let mut text = String::from_utf8_lossy(&self.head).into_owned();
-        if self.skipped > 0 {
-            text.push_str(&format!(
-                "\n[rwt: {} bytes of the test's output left out]\n",
-                self.skipped
-            ));
-        }
-        let tail: Vec<u8> = self.tail.into();
-        text.push_str(&String::from_utf8_lossy(&tail));
-        text
-    }
-}
-
-/// Reads the pipe until every writer is gone, or until told to stop; then
-/// whatever is still in it.
-fn collect(read: &RegisteredFd, stop: &RegisteredFd) -> Collected {
-    let mut kept = Collected::default();
-    let mut buf = vec![0u8; 64 << 10];
-    loop {
-        let mut fds = [
-            PollFd::new(read.fd().as_fd(), PollFlags::POLLIN),
-            PollFd::new(stop.fd().as_fd(), PollFlags::POLLIN),
-        ];
-        match nix::poll::poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(_) => return kept,
-        }
-        let stopping = fds[1].any().unwrap_or(false);
-        if stopping {
-            let _ = nix::fcntl::fcntl(read.fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
-        }
-        // After the stop, what the pipe holds, and no more: a process the
-        // attempt left behind (`kill = false`, or one that left the group)
-        // could keep it full for ever.
-        let mut drain = DRAIN_AFTER_STOP;
-        loop {
-            match nix::unistd::read(read.fd(), &mut buf) {
-                Ok(0) => return kept,
-                Ok(n) => {
-                    kept.push(&buf[..n]);
-                    drain = drain.saturating_sub(n);
-                }
-                Err(Errno::EINTR) => continue,
-                // Drained (after the stop), or nothing more to read now.
-                Err(_) if stopping => return kept,
-                Err(_) => break,
-            }
-            if !stopping {
-                break;
-            }
-            if drain == 0 {
-                return kept;
-            }
-        }
-    }
-}
-
-/// The most read after the stop: more than a pipe holds (1 MiB at most
-/// unless its size was raised), so everything written before the attempt
-/// ended is read.
-const DRAIN_AFTER_STOP: usize = 4 << 20;
-
-/// Runs `f` on a thread started with `pthread_create` rather than
-/// `std::thread`, which would hand it libtest's capture of the caller's
-/// `print!`: a fork-mode child forked there would inherit that capture and
-/// print into a buffer nobody reads. Waits for it; a panic in `f` goes on
-/// in the caller.
-fn on_plain_thread<T: Send, F: FnOnce() -> T + Send>(f: F) -> T {
-    use nix::libc;
-    use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-
-    struct Job<F, T> {
-        f: Option<F>,
-        out: Option<std::thread::Result<T>>,
-    }
-
-    extern "C" fn run<F: FnOnce() -> T, T>(job: *mut libc::c_void) -> *mut libc::c_void {
-        // SAFETY: `job` is the `Job` that `on_plain_thread` passed to
-        // pthread_create; it stays alive, and untouched by the creator,
-        // until the creator has joined this thread.
-        let job = unsafe { &mut *job.cast::<Job<F, T>>() };
-        if let Some(f) = job.f.take() {
-            // Nothing unwinds out of an `extern "C"` function.
-            job.out = Some(catch_unwind(AssertUnwindSafe(f)));
-        }
-        std::ptr::null_mut()
-    }
-
-    let mut job = Job {
-        f: Some(f),
-        out: None,
-    };
-    let mut thread: libc::pthread_t = 0;
-    // SAFETY: `run::<F, T>` matches the start routine's signature, and its
-    // argument points at `job`, which outlives the thread: it is joined
-    // below before `job` is read or dropped.
-    let rc = unsafe {
-        libc::pthread_create(
-            &mut thread,
-            std::ptr::null(),
-            run::<F, T>,
-            std::ptr::from_mut(&mut job).cast(),
-        )
-    };
-    if rc != 0 {
-        // No thread to be had: run it here (its child's `print!` may then
-        // be lost to libtest's capture, which is all that is at stake).
-        let f = job.f.take().expect("not started");
-        return f();
-    }
-    // SAFETY: `thread` was created above, joinable, and is joined once.
-    unsafe { libc::pthread_join(thread, std::ptr::null_mut()) };
-    match job.out.take().expect("the thread ran the job") {
-        Ok(value) => value,
-        Err(panic) => resume_unwind(panic),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -511,39 +291,5 @@ mod tests {
         );
         assert_eq!(split_location("no location"), ("no location", None));
         assert_eq!(split_location("odd (x:y:z)"), ("odd (x:y:z)", None));
-    }
-
-    #[test]
-    fn a_flood_keeps_its_head_and_tail_and_counts_the_rest() {
-        let mut kept = Collected::default();
-        kept.push(b"first line\n");
-        for _ in 0..64 {
-            kept.push(&[b'.'; 64 << 10]);
-        }
-        kept.push(b"last line\n");
-        assert_eq!(kept.head.len(), KEEP_HEAD);
-        assert_eq!(kept.tail.len(), KEEP_TAIL);
-        let skipped = kept.skipped;
-        assert_eq!(
-            skipped as usize,
-            11 + 64 * (64 << 10) + 10 - KEEP_HEAD - KEEP_TAIL
-        );
-        let text = kept.text();
-        assert!(text.starts_with("first line\n"));
-        assert!(text.ends_with("last line\n"));
-        assert!(text.contains(&format!(
-            "[rwt: {skipped} bytes of the test's output left out]"
-        )));
-    }
-
-    #[test]
-    fn a_plain_thread_returns_or_panics_back() {
-        assert_eq!(on_plain_thread(|| 7), 7);
-        // `resume_unwind`: a panic that runs no hook, so prints nothing.
-        let caught = std::panic::catch_unwind(|| {
-            on_plain_thread(|| -> u8 { std::panic::resume_unwind(Box::new("inner")) })
-        });
-        let payload = caught.unwrap_err();
-        assert_eq!(payload.downcast_ref::<&str>(), Some(&"inner"));
     }
 }

@@ -35,6 +35,9 @@ use crate::reaper;
 use crate::registry::{self, RegisteredFd};
 use crate::watch::{self, Ended, Guarded, Outcome};
 
+mod thread;
+use thread::{ask, start_via_pool_thread};
+
 /// How long a worker may stay idle before it retires, unless
 /// [`set_pool_idle_timeout`] says otherwise.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -58,9 +61,6 @@ enum Request {
 pub(crate) struct State {
     idle: Vec<Worker>,
     max_idle: Option<usize>,
-    /// Pool calls holding a worker now, and the most there ever were.
-    busy: usize,
-    peak: usize,
     idle_timeout: Duration,
     thread: Option<mpsc::Sender<Request>>,
 }
@@ -70,8 +70,6 @@ impl State {
         State {
             idle: Vec::new(),
             max_idle: None,
-            busy: 0,
-            peak: 0,
             idle_timeout: IDLE_TIMEOUT,
             thread: None,
         }
@@ -93,7 +91,7 @@ impl State {
                 }
                 n => n,
             };
-            cpus.max(self.peak)
+            cpus.max(PEAK.load(Ordering::Relaxed))
         })
     }
 
@@ -106,8 +104,8 @@ impl State {
             std::mem::forget(worker);
         }
         // The parent's calls in flight are not this process's.
-        self.busy = 0;
-        self.peak = 0;
+        BUSY.store(0, Ordering::Relaxed);
+        PEAK.store(0, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
             std::mem::forget(thread);
         }
@@ -235,23 +233,26 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
     }
 }
 
+/// Pool calls holding a worker now, and the most there were at once (the
+/// default cap; it comes down as idle workers expire). Atomics, not fields
+/// under rwt's lock: every pool call counts itself in and out.
+static BUSY: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
 /// Counts a call as holding a worker, for the default cap, until dropped.
 struct Busy;
 
 impl Busy {
     fn start() -> Busy {
-        let mut shared = registry::lock();
-        let pool = &mut shared.pool;
-        pool.busy += 1;
-        pool.peak = pool.peak.max(pool.busy);
+        let now = BUSY.fetch_add(1, Ordering::Relaxed) + 1;
+        PEAK.fetch_max(now, Ordering::Relaxed);
         Busy
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        let mut shared = registry::lock();
-        shared.pool.busy = shared.pool.busy.saturating_sub(1);
+        BUSY.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -289,177 +290,4 @@ fn retire(worker: Worker) {
     let Worker { child, channel, .. } = worker;
     drop(channel);
     reaper::adopt(child);
-}
-
-/// Sends a request to the pool thread, starting it if this process has
-/// none yet.
-fn ask(request: Request) {
-    let sender = {
-        let mut shared = registry::lock();
-        match &shared.pool.thread {
-            Some(s) => s.clone(),
-            None => {
-                let (tx, rx) = mpsc::channel();
-                let started = std::thread::Builder::new()
-                    .name("rwt-pool".into())
-                    .spawn(move || pool_thread(&rx));
-                if started.is_err() {
-                    return;
-                }
-                shared.pool.thread = Some(tx.clone());
-                tx
-            }
-        }
-    };
-    let _ = sender.send(request);
-}
-
-/// A fresh worker from the pool thread, or `None` if the deadline passes
-/// first (the worker, once started, becomes an idle one).
-fn start_via_pool_thread(deadline: Deadline) -> io::Result<Option<Worker>> {
-    // A rendezvous: the pool thread's send either reaches this receive or
-    // fails (the caller gave up), and then the worker becomes an idle one;
-    // a buffered send could leave it in a channel nobody reads.
-    let (tx, rx) = mpsc::sync_channel(0);
-    ask(Request::Spawn(tx));
-    match rx.recv_timeout(deadline.remaining()) {
-        Ok(started) => started.map(Some),
-        Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
-        Err(mpsc::RecvTimeoutError::Disconnected) => {
-            Err(io::Error::other("the rwt pool thread could not be started"))
-        }
-    }
-}
-
-/// The pool thread: starts workers on request (so their PR_SET_PDEATHSIG
-/// is tied to a thread that lives as long as the process), keeps spares,
-/// retires workers idle for too long.
-///
-/// A call waiting for a worker (`Spawn`) goes before replacements, which
-/// only keep the pool's size; and idle workers are swept on a clock, not
-/// only when no request came for a whole tick (a steady trickle of
-/// replacements would otherwise keep a grown pool for ever).
-fn pool_thread(requests: &mpsc::Receiver<Request>) {
-    let mut swept = Instant::now();
-    let mut replacements = 0usize;
-    loop {
-        let tick = {
-            let shared = registry::lock();
-            (shared.pool.idle_timeout / 2).clamp(Duration::from_millis(10), Duration::from_secs(1))
-        };
-        if swept.elapsed() >= tick {
-            retire_expired();
-            swept = Instant::now();
-        }
-        // Requests waiting now: callers first, then one replacement (and
-        // a look for callers again before the next).
-        let next = if replacements > 0 {
-            requests.try_recv().map_err(|e| match e {
-                mpsc::TryRecvError::Empty => mpsc::RecvTimeoutError::Timeout,
-                mpsc::TryRecvError::Disconnected => mpsc::RecvTimeoutError::Disconnected,
-            })
-        } else {
-            requests.recv_timeout(tick.saturating_sub(swept.elapsed()))
-        };
-        match next {
-            Ok(Request::Spawn(reply)) => {
-                // A caller whose deadline passed meanwhile is gone: its
-                // worker becomes an idle one.
-                if let Err(mpsc::SendError(Ok(worker))) = reply.send(start_worker()) {
-                    give_back(worker);
-                }
-            }
-            Ok(Request::Replace) => replacements += 1,
-            Err(mpsc::RecvTimeoutError::Timeout) if replacements > 0 => {
-                replacements -= 1;
-                replace();
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
-        }
-    }
-}
-
-/// Starts a worker to keep idle, if the pool is below its size.
-fn replace() {
-    let wanted = {
-        let shared = registry::lock();
-        let pool = &shared.pool;
-        // By default the cap counts every worker, busy or idle: a
-        // replacement restores the pool's size, never grows it. A cap set
-        // by `set_pool_size` counts idle ones.
-        let busy = if pool.max_idle.is_none() {
-            pool.busy
-        } else {
-            0
-        };
-        pool.idle.len() + busy < pool.max_idle()
-    };
-    if wanted {
-        if let Ok(worker) = start_worker() {
-            give_back(worker);
-        }
-    }
-}
-
-fn retire_expired() {
-    let expired: Vec<Worker> = {
-        let mut shared = registry::lock();
-        let limit = shared.pool.idle_timeout;
-        let (old, fresh): (Vec<Worker>, Vec<Worker>) = shared
-            .pool
-            .idle
-            .drain(..)
-            .partition(|w| w.idle_since.elapsed() >= limit);
-        shared.pool.idle = fresh;
-        // The default cap follows the pool down: what is left now (busy or
-        // idle) is the most it keeps until calls grow it again.
-        let pool = &mut shared.pool;
-        if !old.is_empty() {
-            pool.peak = pool.busy + pool.idle.len();
-        }
-        old
-    };
-    expired.into_iter().for_each(retire);
-}
-
-/// Starts a worker (its handshake sent).
-fn start_worker() -> io::Result<Worker> {
-    let (child, channel) = crate::exec::spawn(true, true, None)?;
-    tracing::debug!(target: "rwt", pid = child.pid(), "pool worker started");
-    Ok(Worker {
-        child,
-        channel,
-        idle_since: Instant::now(),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::mpsc;
-    use std::time::Duration;
-
-    use crate::deadline::Deadline;
-
-    /// M4: a call that needs a fresh worker while the pool thread is busy
-    /// (here: held before it can register the new worker's channel, as a
-    /// fork of a large caller holds the descriptor list) gives up at its
-    /// deadline instead of waiting for the pool thread.
-    #[test]
-    fn a_busy_pool_thread_does_not_hold_a_call_past_its_deadline() {
-        let held = crate::registry::fds();
-        let (tx, rx) = mpsc::channel();
-        let call = std::thread::spawn(move || {
-            let started = super::start_via_pool_thread(Deadline::after(Duration::from_millis(100)));
-            let _ = tx.send(started.map(|w| w.is_some()).map_err(|e| e.kind()));
-        });
-        let outcome = rx.recv_timeout(Duration::from_secs(20));
-        drop(held);
-        call.join().unwrap();
-        assert_eq!(
-            outcome,
-            Ok(Ok(false)),
-            "the call waited for the pool thread"
-        );
-    }
 }
