@@ -92,7 +92,7 @@ impl<'de> Deserialize<'de> for Bytes {
             }
 
             fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
-                let mut out = crate::bigbuf::with_capacity(v.len());
+                let mut out = crate::wire::bigbuf::with_capacity(v.len());
                 out.extend_from_slice(v);
                 Ok(Bytes(out))
             }
@@ -122,11 +122,17 @@ mod tests {
     #[test]
     fn bytes_are_one_binary_and_round_trip() {
         let data: Vec<u8> = (0..=255).collect();
-        let as_bytes = crate::codec::encode(&Bytes(data.clone())).unwrap();
-        let as_vec = crate::codec::encode(&data).unwrap();
+        let as_bytes = crate::wire::codec::encode(&Bytes(data.clone())).unwrap();
+        let as_vec = crate::wire::codec::encode(&data).unwrap();
         assert_eq!(as_bytes.len(), 256 + 3);
         assert!(as_vec.len() > 256 + 128);
-        assert_eq!(crate::codec::decode::<Bytes>(&as_bytes).unwrap().0, data);
-        assert_eq!(crate::codec::decode::<Bytes>(&as_vec).unwrap().0, data);
+        assert_eq!(
+            crate::wire::codec::decode::<Bytes>(&as_bytes).unwrap().0,
+            data
+        );
+        assert_eq!(
+            crate::wire::codec::decode::<Bytes>(&as_vec).unwrap().0,
+            data
+        );
     }
 }

@@ -3,8 +3,8 @@
 use std::fmt;
 
 use crate::limits::Limit;
-use crate::stuck::Stuck;
-use crate::usage::Usage;
+use crate::os::stuck::Stuck;
+use crate::os::usage::Usage;
 
 /// Why a call of a `#[timeout]` function (or of [`run_with_timeout`]) did
 /// not return the function's value.
@@ -400,7 +400,7 @@ mod tests {
             killed: true,
             orphans: vec![],
             stuck: Some(Box::new(Stuck {
-                state: crate::stuck::State::Sleeping,
+                state: crate::os::stuck::State::Sleeping,
                 syscall: Some("openat".into()),
                 wchan: Some("wait_for_partner".into()),
             })),

@@ -16,72 +16,34 @@ compile_error!(
      systems only (Linux is tested); Windows is not supported"
 );
 
-mod bigbuf;
 mod bytes;
 #[cfg(unix)]
-mod cancel;
+mod call;
 #[cfg(unix)]
 mod child;
-#[cfg(unix)]
-mod codec;
-#[cfg(unix)]
-mod command;
-#[cfg(unix)]
-mod deadline;
-#[cfg(target_os = "linux")]
-mod descendants;
-#[cfg(target_os = "linux")]
-mod entry;
 mod error;
-#[cfg(target_os = "linux")]
-mod exec;
-mod executor;
-#[cfg(unix)]
-mod fork;
-#[cfg(target_os = "linux")]
-mod leftovers;
 mod limits;
 mod options;
-#[cfg(target_os = "linux")]
-mod pool;
-#[cfg(unix)]
-mod process;
-#[cfg(target_os = "linux")]
-mod procfs;
-#[cfg(unix)]
-mod reaper;
-#[cfg(unix)]
-mod registry;
-#[cfg(unix)]
-mod run;
-#[cfg(unix)]
-mod spawner;
-mod stuck;
-#[cfg(target_os = "linux")]
-mod syscalls;
-#[cfg(unix)]
-mod test_output;
+mod os;
 #[cfg(unix)]
 mod testing;
-mod usage;
 #[cfg(unix)]
-mod waiter;
-#[cfg(unix)]
-mod watch;
+mod wait;
+mod wire;
 
 pub use bytes::Bytes;
 #[cfg(unix)]
-pub use cancel::kill_all;
-#[cfg(unix)]
-pub use command::CommandExt;
+pub use call::command::CommandExt;
+#[cfg(target_os = "linux")]
+pub use call::pool::{set_pool_idle_timeout, set_pool_size, IDLE_TIMEOUT as POOL_IDLE_TIMEOUT};
 pub use error::Error;
 pub use limits::Limit;
 pub use options::Options;
-#[cfg(target_os = "linux")]
-pub use pool::{set_pool_idle_timeout, set_pool_size, IDLE_TIMEOUT as POOL_IDLE_TIMEOUT};
 #[cfg(unix)]
-pub use stuck::{State, Stuck};
-pub use usage::Usage;
+pub use os::cancel::kill_all;
+#[cfg(unix)]
+pub use os::stuck::{State, Stuck};
+pub use os::usage::Usage;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -116,7 +78,7 @@ where
     F: FnOnce() -> R,
     R: Serialize + DeserializeOwned,
 {
-    fork::call(options, std::any::type_name::<F>(), f, |_| false)
+    call::fork::call(options, std::any::type_name::<F>(), f, |_| false)
 }
 
 /// [`run_with_timeout`], and what the child that returned the value used,
@@ -141,7 +103,7 @@ where
     F: FnOnce() -> R,
     R: Serialize + DeserializeOwned,
 {
-    fork::call_measured(options, std::any::type_name::<F>(), f, |_| false)
+    call::fork::call_measured(options, std::any::type_name::<F>(), f, |_| false)
 }
 
 /// Items used by the code that `#[rwt::timeout]` generates. Not public API:
@@ -153,7 +115,7 @@ pub mod __private {
 
     use std::future::Future;
 
-    pub use crate::executor::block_on;
+    pub use crate::child::executor::block_on;
     pub use crate::options::{grace_problem, secs_problem};
     #[cfg(unix)]
     pub use crate::testing::{run_test, test_result, ShouldPanic, TestError, TestSpec, TestValue};
@@ -174,7 +136,7 @@ pub mod __private {
         F: FnOnce() -> R,
         R: CrossesProcesses,
     {
-        crate::fork::call(options, function, body, failed)
+        crate::call::fork::call(options, function, body, failed)
     }
 
     /// Runs the body of a fork-mode `async` `#[timeout]` function: `body`
@@ -197,7 +159,7 @@ pub mod __private {
         R: CrossesProcesses,
     {
         let options = options.clone();
-        async move { crate::fork::call_async(&options, function, body, failed).await }
+        async move { crate::call::fork::call_async(&options, function, body, failed).await }
     }
 
     /// An argument of an async fork-mode function: the child is forked by
@@ -217,7 +179,7 @@ pub mod __private {
     pub const fn async_argument<T: ?Sized + AsyncArgument>() {}
 
     #[cfg(target_os = "linux")]
-    pub use crate::entry::{function_id, register, run_in_child, ExecFn, ExecFrame};
+    pub use crate::child::entry::{function_id, register, run_in_child, ExecFn, ExecFrame};
 
     /// Which fresh process serves an exec-style call.
     #[cfg(target_os = "linux")]
@@ -253,8 +215,8 @@ pub mod __private {
     {
         std::hint::black_box(registration);
         let args = encode_args(function, registered, args)?;
-        let waiter = crate::deadline::Blocking;
-        crate::deadline::block_now(exec_call(
+        let waiter = crate::wait::deadline::Blocking;
+        crate::wait::deadline::block_now(exec_call(
             mode, waiter, options, function, registered, &args,
         ))
     }
@@ -283,7 +245,7 @@ pub mod __private {
         let args = encode_args(function, registered, args);
         let options = options.clone();
         async move {
-            let waiter = crate::waiter::AsyncWaiter;
+            let waiter = crate::wait::async_wait::AsyncWaiter;
             exec_call(mode, waiter, &options, function, registered, &args?).await
         }
     }
@@ -301,30 +263,30 @@ pub mod __private {
     ) -> Result<R, Error>
     where
         R: CrossesProcesses,
-        W: crate::deadline::Waiter,
+        W: crate::wait::deadline::Waiter,
     {
         // What the caller printed so far goes out before anything the child
         // prints (they share the terminal or pipe); the caller prints
         // nothing more until the call returns, so once per call is enough.
         // Not while another thread forks: it holds the stdout lock for the
         // whole fork, and has flushed what was printed before it.
-        if !crate::registry::forking() {
+        if !crate::os::fds::forking() {
             let _ = std::io::Write::flush(&mut std::io::stdout());
         }
         let id = registered.id();
-        let mut retry = crate::run::Retry::new(options, function)?;
+        let mut retry = crate::call::retry::Retry::new(options, function)?;
         loop {
             retry.start();
             let (opts, cancel) = (retry.opts(), retry.cancel());
             let outcome = match mode {
                 ExecMode::Exec => {
-                    crate::exec::attempt(&mut waiter, function, opts, cancel, id, args).await
+                    crate::call::exec::attempt(&mut waiter, function, opts, cancel, id, args).await
                 }
                 ExecMode::Pool => {
-                    crate::pool::attempt(&mut waiter, function, opts, cancel, id, args).await
+                    crate::call::pool::attempt(&mut waiter, function, opts, cancel, id, args).await
                 }
             };
-            if let crate::run::Step::Done(result) = retry.record(outcome) {
+            if let crate::call::retry::Step::Done(result) = retry.record(outcome) {
                 return result;
             }
         }
@@ -353,7 +315,7 @@ pub mod __private {
                 ),
             });
         }
-        if !crate::entry::in_main_executable(registered) {
+        if !crate::child::entry::in_main_executable(registered) {
             return Err(Error::Spawn {
                 function: function.to_owned(),
                 source: std::io::Error::new(
@@ -363,20 +325,20 @@ pub mod __private {
                 ),
             });
         }
-        let encoded = crate::codec::encode(args).map_err(|detail| Error::Codec {
+        let encoded = crate::wire::codec::encode(args).map_err(|detail| Error::Codec {
             usage: None,
             function: function.to_owned(),
             detail: detail.replace("the result", "the arguments"),
         })?;
         // A child refuses more (and leaves): say so here, before a worker
         // is spent on it.
-        if encoded.len() as u64 > crate::exec::ARGS_LIMIT {
+        if encoded.len() as u64 > crate::wire::protocol::ARGS_LIMIT {
             return Err(Error::Codec {
                 function: function.to_owned(),
                 detail: format!(
                     "arguments of {} bytes exceed the limit of {} bytes",
                     encoded.len(),
-                    crate::exec::ARGS_LIMIT
+                    crate::wire::protocol::ARGS_LIMIT
                 ),
                 usage: None,
             });

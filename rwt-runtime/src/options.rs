@@ -172,7 +172,7 @@ impl Options {
         // Known before any fork child needs it (read once per process).
         #[cfg(target_os = "linux")]
         if self.memory.is_some() {
-            let _ = crate::limits::strict_overcommit();
+            let _ = crate::os::procfs::strict_overcommit();
         }
         let limits = Limits {
             memory: self.memory,
@@ -197,7 +197,7 @@ impl Options {
                 limits,
                 cpu_f64: self.cpu,
                 #[cfg(unix)]
-                output: crate::test_output::get(),
+                output: crate::os::test_output::get(),
                 #[cfg(not(unix))]
                 output: None,
             }),

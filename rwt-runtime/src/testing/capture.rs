@@ -9,7 +9,7 @@ use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
-use crate::registry::{self, RegisteredFd};
+use crate::os::fds::{self, RegisteredFd};
 
 /// Most of a test's output kept from its start, and from its end; what
 /// lies between is counted and left out (a test that floods its output
@@ -29,13 +29,13 @@ pub(super) struct Capture {
 impl Capture {
     pub(super) fn start() -> std::io::Result<Capture> {
         let pipe = || {
-            registry::pair_above_stdio(nix::unistd::pipe2(OFlag::O_CLOEXEC)?)
+            fds::pair_above_stdio(nix::unistd::pipe2(OFlag::O_CLOEXEC)?)
                 .map_err(std::io::Error::from)
         };
         // Registered under the list's lock, as they are made: a child that
         // another thread forks meanwhile closes them.
         let (read, write, stop_read, stop) = {
-            let mut fds = registry::fds();
+            let mut fds = fds::fds();
             let (read, write) = pipe()?;
             let (stop_read, stop) = pipe()?;
             (

@@ -132,9 +132,9 @@ fn captured_attempt<V: TestValue>(
     };
     let output = capture.as_ref().map(Capture::write_fd);
     let run = move || {
-        crate::test_output::set(output);
+        crate::os::test_output::set(output);
         let got = attempt();
-        crate::test_output::set(None);
+        crate::os::test_output::set(None);
         got
     };
     let got = if fork { on_plain_thread(run) } else { run() };
@@ -191,7 +191,9 @@ fn judge<V: TestValue>(spec: &TestSpec, got: Result<V, Error>) -> Option<Failure
                 }),
                 ShouldPanic::Any => None,
                 // libtest's words for a payload it cannot match.
-                ShouldPanic::Expected(want) if text == crate::child::NON_STRING_PAYLOAD => {
+                ShouldPanic::Expected(want)
+                    if text == crate::os::panic_hook::NON_STRING_PAYLOAD =>
+                {
                     Some(other(format!(
                         "expected panic with string value,\n found non-string value: \
                          `TypeId(..)`\n     expected substring: {want:?}"

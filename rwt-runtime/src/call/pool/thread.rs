@@ -7,16 +7,15 @@ use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::{give_back, retire, Request, Worker, BUSY, PEAK};
-use crate::deadline::Deadline;
-use crate::registry;
+use super::{give_back, retire, Request, Worker, BUSY, PEAK, STATE};
+use crate::wait::deadline::Deadline;
 
 /// Sends a request to the pool thread, starting it if this process has
 /// none yet.
 pub(super) fn ask(request: Request) {
     let sender = {
-        let mut shared = registry::lock();
-        match &shared.pool.thread {
+        let mut shared = STATE.lock();
+        match &shared.thread {
             Some(s) => s.clone(),
             None => {
                 let (tx, rx) = mpsc::channel();
@@ -26,7 +25,7 @@ pub(super) fn ask(request: Request) {
                 if started.is_err() {
                     return;
                 }
-                shared.pool.thread = Some(tx.clone());
+                shared.thread = Some(tx.clone());
                 tx
             }
         }
@@ -64,8 +63,8 @@ fn pool_thread(requests: &mpsc::Receiver<Request>) {
     let mut replacements = 0usize;
     loop {
         let tick = {
-            let shared = registry::lock();
-            (shared.pool.idle_timeout / 2).clamp(Duration::from_millis(10), Duration::from_secs(1))
+            let shared = STATE.lock();
+            (shared.idle_timeout / 2).clamp(Duration::from_millis(10), Duration::from_secs(1))
         };
         if swept.elapsed() >= tick {
             retire_expired();
@@ -103,8 +102,8 @@ fn pool_thread(requests: &mpsc::Receiver<Request>) {
 /// Starts a worker to keep idle, if the pool is below its size.
 fn replace() {
     let wanted = {
-        let shared = registry::lock();
-        let pool = &shared.pool;
+        let shared = STATE.lock();
+        let pool = &*shared;
         // By default the cap counts every worker, busy or idle: a
         // replacement restores the pool's size, never grows it. A cap set
         // by `set_pool_size` counts idle ones.
@@ -124,19 +123,18 @@ fn replace() {
 
 fn retire_expired() {
     let expired: Vec<Worker> = {
-        let mut shared = registry::lock();
-        let limit = shared.pool.idle_timeout;
+        let mut shared = STATE.lock();
+        let limit = shared.idle_timeout;
         let (old, fresh): (Vec<Worker>, Vec<Worker>) = shared
-            .pool
             .idle
             .drain(..)
             .partition(|w| w.idle_since.elapsed() >= limit);
-        shared.pool.idle = fresh;
+        shared.idle = fresh;
         // The default cap follows the pool down: what is left now (busy or
         // idle) is the most it keeps until calls grow it again.
         if !old.is_empty() {
             PEAK.store(
-                BUSY.load(Ordering::Relaxed) + shared.pool.idle.len(),
+                BUSY.load(Ordering::Relaxed) + shared.idle.len(),
                 Ordering::Relaxed,
             );
         }
@@ -147,7 +145,7 @@ fn retire_expired() {
 
 /// Starts a worker (its handshake sent).
 fn start_worker() -> io::Result<Worker> {
-    let (child, channel) = crate::exec::spawn(true, true, None)?;
+    let (child, channel) = crate::call::exec::spawn(true, true, None)?;
     tracing::debug!(target: "rwt", pid = child.pid(), "pool worker started");
     Ok(Worker {
         child,
@@ -161,7 +159,7 @@ mod tests {
     use std::sync::mpsc;
     use std::time::Duration;
 
-    use crate::deadline::Deadline;
+    use crate::wait::deadline::Deadline;
 
     /// M4: a call that needs a fresh worker while the pool thread is busy
     /// (here: held before it can register the new worker's channel, as a
@@ -169,7 +167,7 @@ mod tests {
     /// deadline instead of waiting for the pool thread.
     #[test]
     fn a_busy_pool_thread_does_not_hold_a_call_past_its_deadline() {
-        let held = crate::registry::fds();
+        let held = crate::os::fds::fds();
         let (tx, rx) = mpsc::channel();
         let call = std::thread::spawn(move || {
             let started = super::start_via_pool_thread(Deadline::after(Duration::from_millis(100)));

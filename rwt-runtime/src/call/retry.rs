@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
-use crate::cancel::Epoch;
+use crate::call::attempt::{Ended, Outcome};
 use crate::options::Checked;
-use crate::stuck::Stuck;
-use crate::usage::Usage;
-use crate::watch::{Ended, Outcome};
+use crate::os::cancel::Epoch;
+use crate::os::stuck::Stuck;
+use crate::os::usage::Usage;
 use crate::{Error, Options};
 
 /// How the last failed attempt ended.
@@ -50,7 +50,7 @@ impl<'a> Retry<'a> {
         Ok(Retry {
             function,
             opts: options.check()?,
-            cancel: crate::cancel::current(),
+            cancel: crate::os::cancel::current(),
             attempt: 0,
             orphans: Vec::new(),
             last: Failure::Timeout(None),

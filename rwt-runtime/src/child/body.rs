@@ -5,26 +5,18 @@
 //! of the caller's state runs twice, and it never returns into the caller's
 //! code, even if rwt's own code here were to panic.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::io::Write;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Once;
 
-use nix::errno::Errno;
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal};
 use nix::unistd::Pid;
 
-use crate::codec::{self, Kind};
-
-/// What a panic whose payload is not a string reports as its text.
-pub(crate) const NON_STRING_PAYLOAD: &str = "panic payload of a non-string type";
-
-/// Exit code of a child whose caller died before it could arm
-/// PR_SET_PDEATHSIG: nobody is left to read it.
-pub(crate) const EXIT_CALLER_GONE: i32 = 125;
-/// Exit code of a child in which rwt's own code failed.
-pub(crate) const EXIT_INTERNAL: i32 = 126;
+use crate::os::panic_hook;
+use crate::wire::codec;
+use crate::wire::frame::{write_frame, Kind};
+use crate::wire::protocol::{EXIT_CALLER_GONE, EXIT_INTERNAL};
 
 /// What the child needs to know from the parent.
 pub(crate) struct Setup {
@@ -45,36 +37,8 @@ pub(crate) struct Setup {
 }
 
 thread_local! {
-    /// The result pipe, set on the thread that runs the function in a
-    /// child (and nowhere else).
-    static BODY_PIPE: Cell<Option<RawFd>> = const { Cell::new(None) };
-    /// The last panic of the function: message and location.
-    static PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
     /// Set in a pool worker, which goes on to serve more calls.
     static SERVES_MANY: Cell<bool> = const { Cell::new(false) };
-    /// Set while rwt runs code of its own that may panic on purpose (see
-    /// [`quietly`]): the hook prints nothing.
-    static QUIET: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Runs `f`, catching a panic without printing it: for a library call
-/// that reports a condition only by panicking (tokio's `AsyncFd` on a
-/// runtime built without I/O).
-///
-/// Under `panic = "abort"` nothing can be caught: the hook prints as usual
-/// before the process aborts.
-#[cfg_attr(not(all(feature = "tokio", target_os = "linux")), allow(dead_code))]
-pub(crate) fn quietly<T>(f: impl FnOnce() -> T) -> std::thread::Result<T> {
-    // Installing a hook is refused while this thread unwinds (a call made
-    // from a `Drop`): then the panic is printed, and still caught.
-    let quiet = !cfg!(panic = "abort") && !std::thread::panicking();
-    if quiet {
-        ensure_panic_hook();
-        QUIET.with(|q| q.set(true));
-    }
-    let result = panic::catch_unwind(AssertUnwindSafe(f));
-    QUIET.with(|q| q.set(false));
-    result
 }
 
 /// Marks this thread as a pool worker's: [`call`] drops each result once it
@@ -102,7 +66,7 @@ where
             // Calls the test body makes here must not name the test's
             // pipe, which is closed below (1 and 2 are the pipe now, and
             // their children inherit those).
-            crate::test_output::set(None);
+            crate::os::test_output::set(None);
         }
         // Other calls' pipes (and this call's read end) go.
         for &fd in &setup.close {
@@ -214,22 +178,22 @@ where
     // child touches PANIC only when it panics (a thread-local with a
     // destructor costs page faults on first use there).
     if SERVES_MANY.with(Cell::get) {
-        PANIC.with(|p| p.borrow_mut().take());
+        panic_hook::forget_last_panic();
     }
-    BODY_PIPE.with(|b| b.set(Some(pipe)));
+    panic_hook::set_body_pipe(Some(pipe));
     let outcome = panic::catch_unwind(AssertUnwindSafe(body));
     // The value's `Serialize` is the user's code too: a panic there is the
     // encoding failing (recorded by the hook, not printed), not a crash.
     let encoded = outcome.as_ref().ok().map(|value| {
         panic::catch_unwind(AssertUnwindSafe(|| encode(value))).unwrap_or_else(|payload| {
-            let message = panic_message(&*payload);
+            let message = panic_hook::panic_message(&*payload);
             std::mem::forget(payload);
             Err(format!(
                 "could not encode the result: its Serialize panicked: {message}"
             ))
         })
     });
-    BODY_PIPE.with(|b| b.set(None));
+    panic_hook::set_body_pipe(None);
     match outcome {
         Ok(value) => {
             let frame = match encoded.expect("encoded when the body returned") {
@@ -248,115 +212,11 @@ where
             frame
         }
         Err(payload) => {
-            let message = panic_message(&*payload);
+            let message = panic_hook::panic_message(&*payload);
             std::mem::forget(payload);
             (Kind::Panic, message.into())
         }
     }
-}
-
-/// Installs, once per process and in the caller (never in a child: the
-/// hook's lock may be held there by a thread that does not exist), a panic
-/// hook that records a child function's panics (message and location)
-/// instead of printing them: they come back as `Error::Panicked`. Every
-/// other panic, in the caller or on threads the function started, goes to
-/// the hook that was there before.
-///
-/// A program that replaces the hook after its first rwt call still gets
-/// `Error::Panicked`, with the payload's message but no location.
-pub(crate) fn ensure_panic_hook() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let previous = panic::take_hook();
-        panic::set_hook(Box::new(move |info| {
-            if QUIET.with(Cell::get) {
-                return;
-            }
-            match BODY_PIPE.with(Cell::get) {
-                None => previous(info),
-                Some(pipe) => record_panic(info, pipe),
-            }
-        }));
-    });
-}
-
-fn record_panic(info: &panic::PanicHookInfo<'_>, pipe: RawFd) {
-    let text = payload_text(info.payload());
-    let message = match info.location() {
-        Some(loc) => format!("{text} ({}:{}:{})", loc.file(), loc.line(), loc.column()),
-        None => text.to_owned(),
-    };
-    if cfg!(panic = "abort") {
-        // Nothing will unwind back to `call`: send the frame now; the abort
-        // that follows is not the function's crash.
-        let _ = std::io::stdout().flush();
-        // SAFETY: `pipe` is the result pipe's write end, open for the whole
-        // life of the child (owned by `run`, which never returns).
-        let fd = unsafe { BorrowedFd::borrow_raw(pipe) };
-        let _ = write_frame(&fd, Kind::Panic, message.as_bytes());
-    } else {
-        PANIC.with(|p| *p.borrow_mut() = Some(message));
-    }
-}
-
-/// The message of the panic that unwound with `payload`: what the hook
-/// recorded (text and location) if it was this panic's, else the payload's
-/// text alone (a `resume_unwind`, which runs no hook, after a panic that
-/// was caught).
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    let text = payload_text(payload);
-    match PANIC.with(|p| p.borrow_mut().take()) {
-        Some(m)
-            if m == text
-                || m.strip_prefix(text)
-                    .is_some_and(|rest| rest.starts_with(" (")) =>
-        {
-            m
-        }
-        _ => text.to_owned(),
-    }
-}
-
-/// The text of a panic payload: `&str` and `String` as they are.
-fn payload_text(payload: &(dyn std::any::Any + Send)) -> &str {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        s
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s
-    } else {
-        NON_STRING_PAYLOAD
-    }
-}
-
-pub(crate) fn write_frame(fd: &impl std::os::fd::AsFd, kind: Kind, body: &[u8]) -> nix::Result<()> {
-    let header = codec::header(kind, body.len());
-    // Header and body in one system call, with no allocation (a fork
-    // child's every allocation costs copy-on-write faults); the rest, if
-    // the pipe took only part, by plain writes.
-    let sent = loop {
-        let parts = [std::io::IoSlice::new(&header), std::io::IoSlice::new(body)];
-        match nix::sys::uio::writev(fd, &parts) {
-            Err(Errno::EINTR) => {}
-            other => break other?,
-        }
-    };
-    if sent < header.len() {
-        write_all(fd, &header[sent..])?;
-        write_all(fd, body)
-    } else {
-        write_all(fd, &body[sent - header.len()..])
-    }
-}
-
-pub(crate) fn write_all(fd: &impl std::os::fd::AsFd, mut data: &[u8]) -> nix::Result<()> {
-    while !data.is_empty() {
-        match nix::unistd::write(fd, data) {
-            Ok(n) => data = &data[n..],
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -368,7 +228,7 @@ mod tests {
     /// report it.
     #[test]
     fn a_caught_panic_is_not_the_next_calls() {
-        ensure_panic_hook();
+        panic_hook::ensure_panic_hook();
         // As in a pool worker, which serves one call after another.
         serve_many();
         let catches = || {
@@ -388,7 +248,7 @@ mod tests {
     /// another payload, reports the payload that unwound.
     #[test]
     fn a_caught_panic_is_not_a_later_unwind_of_the_same_call() {
-        ensure_panic_hook();
+        panic_hook::ensure_panic_hook();
         let body = || -> u8 {
             let _ = panic::catch_unwind(|| panic!("inner"));
             panic::resume_unwind(Box::new("outer"))

@@ -30,7 +30,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitid, Id, WaitPidFlag};
 use nix::unistd::Pid;
 
-use crate::process::{pidfd_open, pidfd_send_signal};
+use crate::os::pidfd::{pidfd_open, pidfd_send_signal};
 
 /// Rounds of kill-then-reap before giving up on children that keep
 /// appearing (a fork bomb's last members).
@@ -144,8 +144,8 @@ fn is_our_child(fd: std::os::fd::BorrowedFd<'_>, pid: Pid) -> Option<Reap> {
         // Asked by number; the pidfd, if it can still be signalled (null
         // signal), proves the number was not reused in between.
         Err(Errno::EINVAL) => {
-            let ours =
-                waitid(Id::Pid(pid), look) != Err(Errno::ECHILD) && crate::process::pidfd_alive(fd);
+            let ours = waitid(Id::Pid(pid), look) != Err(Errno::ECHILD)
+                && crate::os::pidfd::pidfd_alive(fd);
             ours.then_some(Reap::Pid(pid))
         }
         _ => Some(Reap::Pidfd),
@@ -182,7 +182,7 @@ fn children_by_scan() -> Vec<i32> {
             // Field 4, the parent, follows the state.
             std::fs::read_to_string(format!("/proc/{pid}/stat"))
                 .ok()
-                .and_then(|stat| crate::procfs::stat_fields(&stat)?.nth(1)?.parse().ok())
+                .and_then(|stat| crate::os::procfs::stat_fields(&stat)?.nth(1)?.parse().ok())
                 == Some(me)
         })
         .collect()

@@ -27,13 +27,14 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
-use crate::codec::Kind;
-use crate::deadline::{Deadline, Waiter};
+use crate::call::attempt::{self, Ended, Guarded, Outcome};
+use crate::call::process::Child;
+use crate::call::reaper;
 use crate::options::Checked;
-use crate::process::Child;
-use crate::reaper;
-use crate::registry::{self, RegisteredFd};
-use crate::watch::{self, Ended, Guarded, Outcome};
+use crate::os::fds::RegisteredFd;
+use crate::os::state::ProcessLocal;
+use crate::wait::deadline::{Deadline, Waiter};
+use crate::wire::frame::Kind;
 
 mod thread;
 use thread::{ask, start_via_pool_thread};
@@ -57,24 +58,34 @@ enum Request {
     Replace,
 }
 
-/// The pool's part of rwt's shared state.
-pub(crate) struct State {
+/// The pool of this process.
+pub(super) struct State {
     idle: Vec<Worker>,
     max_idle: Option<usize>,
     idle_timeout: Duration,
     thread: Option<mpsc::Sender<Request>>,
 }
 
-impl State {
-    pub(crate) const fn new() -> Self {
-        State {
-            idle: Vec::new(),
-            max_idle: None,
-            idle_timeout: IDLE_TIMEOUT,
-            thread: None,
-        }
+/// In a child rwt forked (or a child of the user's own `fork()`), the
+/// workers and the pool thread are the parent's: a fresh pool, with the
+/// default settings, and the parent's copy is never dropped (its workers'
+/// channels are registered descriptors, which a child rwt forked closes
+/// with the rest).
+pub(super) static STATE: ProcessLocal<State> = ProcessLocal::new(|inherited| {
+    if inherited {
+        // The parent's calls in flight are not this process's.
+        BUSY.store(0, Ordering::Relaxed);
+        PEAK.store(0, Ordering::Relaxed);
     }
+    State {
+        idle: Vec::new(),
+        max_idle: None,
+        idle_timeout: IDLE_TIMEOUT,
+        thread: None,
+    }
+});
 
+impl State {
     fn max_idle(&self) -> usize {
         // available_parallelism reads cgroup files: once per process, not
         // under the lock on every give_back. An atomic, not a OnceLock: a
@@ -94,22 +105,6 @@ impl State {
             cpus.max(PEAK.load(Ordering::Relaxed))
         })
     }
-
-    /// In a child rwt forked (or a child of the user's own `fork()`): the
-    /// workers and the pool thread are the parent's. Forget them without
-    /// touching anything (their channels are registered descriptors, which a
-    /// child rwt forked closes with the rest).
-    pub(crate) fn forget(&mut self) {
-        for worker in self.idle.drain(..) {
-            std::mem::forget(worker);
-        }
-        // The parent's calls in flight are not this process's.
-        BUSY.store(0, Ordering::Relaxed);
-        PEAK.store(0, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            std::mem::forget(thread);
-        }
-    }
 }
 
 /// Sets how many idle workers the pool keeps at most. By default it keeps
@@ -119,10 +114,10 @@ impl State {
 /// fresh worker. Calls in flight are never affected.
 pub fn set_pool_size(max_idle: usize) {
     let retired: Vec<Worker> = {
-        let mut shared = registry::lock();
-        shared.pool.max_idle = Some(max_idle);
-        let keep = shared.pool.idle.len().min(max_idle);
-        shared.pool.idle.drain(keep..).collect()
+        let mut shared = STATE.lock();
+        shared.max_idle = Some(max_idle);
+        let keep = shared.idle.len().min(max_idle);
+        shared.idle.drain(keep..).collect()
     };
     retired.into_iter().for_each(retire);
 }
@@ -130,7 +125,7 @@ pub fn set_pool_size(max_idle: usize) {
 /// Sets how long an idle worker is kept before it retires (default 30 s,
 /// [`IDLE_TIMEOUT`]); checked at least once a second.
 pub fn set_pool_idle_timeout(idle: Duration) {
-    registry::lock().pool.idle_timeout = idle;
+    STATE.lock().idle_timeout = idle;
 }
 
 /// Runs one attempt of function `id` with its encoded `args` on a worker
@@ -139,7 +134,7 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
     waiter: &mut W,
     function: &str,
     opts: &Checked,
-    cancel: Option<&crate::cancel::Epoch>,
+    cancel: Option<&crate::os::cancel::Epoch>,
     id: u64,
     args: &[u8],
 ) -> Ended<R> {
@@ -157,26 +152,26 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
                     }
                     .into()
                 }
-                Err(e) => return watch::spawn_failed(function, e),
+                Err(e) => return attempt::spawn_failed(function, e),
             },
         };
         let Worker { child, channel, .. } = worker;
         let busy = Busy::start();
         let mut child = Guarded::new(child);
-        let (waited, reader) = watch::exchange(
+        let (waited, reader) = attempt::exchange(
             waiter,
             child.child(),
             channel.fd(),
             (
-                crate::exec::request_header(id, args.len(), &opts.limits),
+                crate::wire::protocol::request_header(id, args.len(), &opts.limits),
                 args,
             ),
             opts.result_limit,
-            watch::Stop { deadline, cancel },
+            attempt::Stop { deadline, cancel },
             true,
         )
         .await;
-        if matches!(waited, watch::Waited::Frame) && reader.kind() == Some(Kind::Leaving) {
+        if matches!(waited, attempt::Waited::Frame) && reader.kind() == Some(Kind::Leaving) {
             // The worker's last call left something behind: it retires
             // without reading this request, which another worker serves,
             // within the same deadline.
@@ -214,7 +209,7 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
             }
         };
         let mut ended =
-            watch::conclude(waiter, function, opts, child, waited, reader, answered).await;
+            attempt::conclude(waiter, function, opts, child, waited, reader, answered).await;
         // Counted out first: the replacement is for this call's worker.
         drop(busy);
         if !kept {
@@ -222,7 +217,7 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
         }
         if let Some(Worker { child, channel, .. }) = failed {
             drop(channel);
-            ended.usage = watch::finish(waiter, child, opts.kill).await;
+            ended.usage = attempt::finish(waiter, child, opts.kill).await;
         }
         // The worker's CPU time and peak memory are its life's; the wall
         // time is this call's.
@@ -259,7 +254,7 @@ impl Drop for Busy {
 /// The most recently used idle worker that is still alive.
 fn take_idle() -> Option<Worker> {
     loop {
-        let mut worker = registry::lock().pool.idle.pop()?;
+        let mut worker = STATE.lock().idle.pop()?;
         if worker.child.has_exited() {
             // Killed or crashed while idle: reap it, try the next one.
             let _ = worker.child.reap();
@@ -272,9 +267,9 @@ fn take_idle() -> Option<Worker> {
 
 fn give_back(worker: Worker) {
     let extra = {
-        let mut shared = registry::lock();
-        if shared.pool.idle.len() < shared.pool.max_idle() {
-            shared.pool.idle.push(worker);
+        let mut shared = STATE.lock();
+        if shared.idle.len() < shared.max_idle() {
+            shared.idle.push(worker);
             None
         } else {
             Some(worker)

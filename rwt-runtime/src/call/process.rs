@@ -17,8 +17,13 @@ use nix::sys::signal::{self, Signal};
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::deadline::{Deadline, Waiter};
-use crate::usage::Usage;
+#[cfg(target_os = "linux")]
+use crate::os::pidfd::{
+    kcmp_file, pidfd_alive, pidfd_open, pidfd_send_signal, pidfd_send_signal_flags,
+    PIDFD_SIGNAL_PROCESS_GROUP,
+};
+use crate::os::usage::Usage;
+use crate::wait::deadline::{Deadline, Waiter};
 
 /// How a child ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,7 +141,7 @@ impl Child {
             .ok()
             // Field 9, the seventh from the state on.
             .and_then(|stat| {
-                crate::procfs::stat_fields(&stat)?
+                crate::os::procfs::stat_fields(&stat)?
                     .nth(6)?
                     .parse::<u64>()
                     .ok()
@@ -280,12 +285,12 @@ impl Child {
                 Some(fd) => {
                     use std::os::fd::AsRawFd;
                     let fd = nix::libc::id_t::try_from(fd.as_raw_fd()).unwrap_or(0);
-                    crate::usage::waitid(nix::libc::P_PIDFD, fd, nix::libc::WEXITED)
+                    crate::os::usage::waitid(nix::libc::P_PIDFD, fd, nix::libc::WEXITED)
                 }
                 // The exit was seen (WNOWAIT): the zombie is there to reap,
                 // unless a stranger took it since and the number went to
                 // another child of ours, which must not be waited for.
-                None => crate::usage::waitid(
+                None => crate::os::usage::waitid(
                     nix::libc::P_PID,
                     self.pid.as_raw().unsigned_abs(),
                     nix::libc::WEXITED | nix::libc::WNOHANG,
@@ -379,75 +384,6 @@ fn status_of(st: WaitStatus) -> Option<Status> {
         WaitStatus::Signaled(_, sig, _) => Some(Status::Signaled(sig as i32)),
         _ => None,
     }
-}
-
-#[cfg(target_os = "linux")]
-pub(crate) fn pidfd_open(pid: Pid) -> nix::Result<OwnedFd> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: pidfd_open takes a pid and a flags word and returns a new file
-    // descriptor or -1; no memory is passed.
-    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid.as_raw(), 0) };
-    let fd = Errno::result(fd)?;
-    let fd = i32::try_from(fd).map_err(|_| Errno::EBADF)?;
-    // SAFETY: the kernel just returned this descriptor to us, and nothing
-    // else owns it. pidfds are close-on-exec.
-    crate::registry::above_stdio(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// `kcmp(gettid(), pid, KCMP_FILE, ours, theirs)`: whether descriptor
-/// `theirs` of process `pid` is the open file that `ours` is here. The
-/// calling thread, not the main one: a main thread that called
-/// `pthread_exit` has no files left to compare.
-#[cfg(target_os = "linux")]
-fn kcmp_file(pid: Pid, ours: i32, theirs: i32) -> nix::Result<bool> {
-    const KCMP_FILE: nix::libc::c_int = 0;
-    // SAFETY: kcmp takes two pids, a type and two descriptor numbers, all
-    // plain integers, and reads no memory of ours.
-    let res = unsafe {
-        nix::libc::syscall(
-            nix::libc::SYS_kcmp,
-            nix::unistd::gettid().as_raw(),
-            pid.as_raw(),
-            KCMP_FILE,
-            ours,
-            theirs,
-        )
-    };
-    Errno::result(res).map(|order| order == 0)
-}
-
-/// `pidfd_send_signal` flag: signal the target's process group.
-#[cfg(target_os = "linux")]
-const PIDFD_SIGNAL_PROCESS_GROUP: u32 = 1 << 2;
-
-#[cfg(target_os = "linux")]
-pub(crate) fn pidfd_send_signal(fd: BorrowedFd<'_>, sig: Signal) -> nix::Result<()> {
-    pidfd_send_signal_flags(fd, Some(sig), 0)
-}
-
-/// Whether the process `fd` pins can still be signalled (is not reaped).
-#[cfg(target_os = "linux")]
-pub(crate) fn pidfd_alive(fd: BorrowedFd<'_>) -> bool {
-    pidfd_send_signal_flags(fd, None, 0).is_ok()
-}
-
-/// `pidfd_send_signal(2)`; `None` sends no signal, only checks that the
-/// process can still be signalled (not yet reaped).
-#[cfg(target_os = "linux")]
-fn pidfd_send_signal_flags(fd: BorrowedFd<'_>, sig: Option<Signal>, flags: u32) -> nix::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: the info pointer is null (the kernel fills in the usual
-    // kill() siginfo); fd is a valid pidfd we hold; flags are plain bits.
-    let res = unsafe {
-        nix::libc::syscall(
-            nix::libc::SYS_pidfd_send_signal,
-            fd.as_raw_fd(),
-            sig.map_or(0, |sig| sig as i32),
-            std::ptr::null::<nix::libc::siginfo_t>(),
-            flags,
-        )
-    };
-    Errno::result(res).map(drop)
 }
 
 #[cfg(all(test, target_os = "linux"))]

@@ -12,16 +12,17 @@ use nix::sys::signal::Signal;
 use nix::sys::socket::MsgFlags;
 use serde::de::DeserializeOwned;
 
-use crate::cancel::Epoch;
-use crate::codec::{self, FrameReader, Kind};
-use crate::deadline::{self, Blocking, Deadline, Waiter};
+use crate::call::process::{Child, Status, FALLBACK_STEP};
+use crate::call::reaper;
 use crate::limits::Limit;
 use crate::options::Checked;
-use crate::process::{Child, Status, FALLBACK_STEP};
-use crate::reaper;
-use crate::registry::RegisteredFd;
-use crate::stuck::Stuck;
-use crate::usage::Usage;
+use crate::os::cancel::Epoch;
+use crate::os::fds::RegisteredFd;
+use crate::os::stuck::Stuck;
+use crate::os::usage::Usage;
+use crate::wait::deadline::{self, Blocking, Deadline, Waiter};
+use crate::wire::codec;
+use crate::wire::frame::{FrameReader, Kind};
 
 /// How long a call waits for a killed child to be reaped before handing it
 /// to the background reaper and returning anyway (a child with a large
@@ -283,7 +284,7 @@ pub(crate) async fn conclude<R: DeserializeOwned, W: Waiter>(
             let stuck = child
                 .child()
                 .is_ours()
-                .then(|| crate::stuck::snapshot(pid))
+                .then(|| crate::os::stuck::snapshot(pid))
                 .flatten();
             if opts.kill {
                 tracing::debug!(target: "rwt", function, pid, stuck = stuck.as_ref().map(tracing::field::display), "timed out, killing");
@@ -405,7 +406,7 @@ async fn wait<W: Waiter>(
     reader: &mut FrameReader,
     deadline: Deadline,
     mut spin: bool,
-    cancel: Option<&crate::cancel::Epoch>,
+    cancel: Option<&crate::os::cancel::Epoch>,
 ) -> Waited {
     let mut pipe_open = true;
     // What the last wait said is worth a look. At first only the write: the
@@ -475,7 +476,15 @@ async fn wait<W: Waiter>(
             outgoing.drop_rest();
         }
         let pipe_fd = pipe_open.then(|| (pipe.as_fd(), outgoing.pending()));
-        match waiter.ready(pipe_fd, exit_fd, cancel, until).await {
+        match waiter
+            .ready(
+                pipe_fd,
+                exit_fd,
+                cancel.map(crate::os::cancel::Epoch::fd),
+                until,
+            )
+            .await
+        {
             Ok(ready) if ready.cancelled => return Waited::Cancelled,
             Ok(ready) => {
                 look_pipe = ready.readable;

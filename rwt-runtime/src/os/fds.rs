@@ -1,136 +1,17 @@
-//! rwt's process-wide state, behind two locks: the list of rwt's own
-//! descriptors, the one lock held across `fork()`, and everything else.
+//! rwt's own descriptors, in one list held across `fork()`.
 //!
-//! Holding the descriptor list across `fork` (the pthread_atfork "prepare"
-//! idiom) means the child's copy is complete, and lets the child close the
-//! pipes of other calls that were in flight in the caller: a call's pipe
-//! exists only while registered here, so no child can inherit it unseen.
-//! The rest of the state (the pool's idle workers, the reaper, the cancel
-//! epoch, the spawner threads) is not held across `fork`, so calls that
-//! need only it (a pool call, a `kill_all`) never wait for another call's
-//! fork of a large caller. A child rwt forks does not read the parent's
-//! copy of it, which another thread may have held mid-update: it starts a
-//! fresh one ([`fresh_in_child`]).
+//! Holding the list across `fork` (the pthread_atfork "prepare" idiom)
+//! means the child's copy is complete, and lets the child close the pipes
+//! of other calls that were in flight in the caller: a call's pipe exists
+//! only while registered here, so no child can inherit it unseen. Nothing
+//! else is held across `fork` ([`crate::os::state`]).
 //!
-//! Lock order: stdout, stderr, rwt's poller, the state, the descriptor
-//! list. Never emit a tracing event or touch stdout/stderr while holding
-//! either lock: `fork` takes the stdout and stderr locks *before* them.
+//! Never emit a tracing event or touch stdout/stderr while holding the
+//! list: `fork` takes the stdout and stderr locks *before* it.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
-
-use crate::reaper;
-
-/// Everything rwt shares between threads of one process, but its
-/// descriptors.
-pub(crate) struct Shared {
-    /// The process this state belongs to. A child made by a plain `fork()`
-    /// of the user's (not rwt's) has a copy that is not its own.
-    owner: u32,
-    /// The orphan reaper's state.
-    pub(crate) reaper: reaper::State,
-    /// The cancel epoch of `kill_all`.
-    pub(crate) cancel: crate::cancel::State,
-    /// Pool mode's idle workers and thread.
-    #[cfg(target_os = "linux")]
-    pub(crate) pool: crate::pool::State,
-    /// The threads that start the children of async calls.
-    pub(crate) spawner: crate::spawner::State,
-}
-
-impl Shared {
-    const fn new() -> Self {
-        Shared {
-            owner: 0,
-            reaper: reaper::State::new(),
-            cancel: crate::cancel::State::new(),
-            #[cfg(target_os = "linux")]
-            pool: crate::pool::State::new(),
-            spawner: crate::spawner::State::new(),
-        }
-    }
-
-    /// In a child made by the user's own `fork()`: forget the parent's
-    /// threads, workers and children, without closing anything (the
-    /// numbers may have been reused).
-    fn forget(&mut self) {
-        self.reaper.forget();
-        self.cancel.forget();
-        #[cfg(target_os = "linux")]
-        self.pool.forget();
-        self.spawner.forget();
-    }
-}
-
-/// The process's state. Only ever a `Mutex` leaked for good: a child rwt
-/// forks gets a new one, and the old one stays where it was.
-static SHARED: AtomicPtr<Mutex<Shared>> = AtomicPtr::new(std::ptr::null_mut());
-
-/// The state's lock, made on first use.
-fn shared() -> &'static Mutex<Shared> {
-    let mut current = SHARED.load(Ordering::Acquire);
-    if current.is_null() {
-        let fresh = Box::into_raw(Box::new(Mutex::new(Shared::new())));
-        current = match SHARED.compare_exchange(
-            std::ptr::null_mut(),
-            fresh,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => fresh,
-            Err(theirs) => {
-                // SAFETY: `fresh` came from Box::into_raw just above and
-                // was never shared.
-                drop(unsafe { Box::from_raw(fresh) });
-                theirs
-            }
-        };
-    }
-    // SAFETY: every pointer stored in SHARED comes from Box::into_raw and is
-    // never freed, so it is valid for the rest of the process.
-    unsafe { &*current }
-}
-
-/// Locks the shared state. A panic while it was held does not poison it for
-/// good: every update below leaves it consistent.
-pub(crate) fn lock() -> MutexGuard<'static, Shared> {
-    let mut shared = shared()
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let me = std::process::id();
-    if shared.owner != me {
-        if shared.owner != 0 {
-            shared.forget();
-        }
-        shared.owner = me;
-    }
-    shared
-}
-
-/// Waits on `condvar` with the state's lock, as [`Condvar::wait`] does, and
-/// with [`lock`]'s care for poisoning.
-///
-/// [`Condvar::wait`]: std::sync::Condvar::wait
-pub(crate) fn wait(
-    condvar: &std::sync::Condvar,
-    guard: MutexGuard<'static, Shared>,
-) -> MutexGuard<'static, Shared> {
-    condvar
-        .wait(guard)
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// In a child rwt just forked, before anything else: a new, empty state.
-/// The parent's copy is left untouched (another thread may have held its
-/// lock at the fork, and that thread does not exist here); what it held
-/// (idle workers' channels, the reaper's pipe) is closed with the
-/// registered descriptors.
-pub(crate) fn fresh_in_child() {
-    // Made on first use, if the child uses it at all (most never do): no
-    // allocation on the path of every fork.
-    SHARED.store(std::ptr::null_mut(), Ordering::Release);
-}
 
 /// Fork-mode starts in progress in this process, from when one holds the
 /// stdout lock (and has flushed it) until its fork is over.
@@ -199,7 +80,8 @@ fn forget_deferred() {
 
 /// rwt's own descriptors, closed in every child rwt forks.
 pub(crate) struct Fds {
-    /// As [`Shared`]'s owner.
+    /// The process the list belongs to: a copy inherited through the
+    /// user's own `fork()` is not its own.
     owner: u32,
     list: Vec<RawFd>,
 }
@@ -341,12 +223,12 @@ mod tests {
     fn the_state_is_free_while_the_descriptor_list_is_held() {
         // The epoch exists before the list is held (making it registers
         // descriptors).
-        assert!(crate::cancel::current().is_some());
+        assert!(crate::os::cancel::current().is_some());
         let held = super::fds();
         let (tx, rx) = mpsc::channel();
         let other = std::thread::spawn(move || {
-            let epoch = crate::cancel::current().is_some();
-            let spawners = super::lock().spawner.idle_count();
+            let epoch = crate::os::cancel::current().is_some();
+            let spawners = crate::os::spawner::idle_count();
             let _ = tx.send((epoch, spawners));
         });
         let outcome = rx.recv_timeout(Duration::from_secs(20));

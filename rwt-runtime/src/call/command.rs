@@ -19,11 +19,12 @@ use nix::fcntl::{FcntlArg, OFlag};
 
 use nix::unistd::Pid;
 
-use crate::deadline::{self, Deadline};
+use crate::call::attempt;
+use crate::call::process::{Child, Status, FALLBACK_STEP};
+use crate::call::reaper;
 use crate::options::Checked;
-use crate::process::{Child, Status, FALLBACK_STEP};
-use crate::watch;
-use crate::{reaper, Error, Options};
+use crate::wait::deadline::{self, Deadline};
+use crate::{Error, Options};
 
 /// Runs a [`Command`] with a deadline. Implemented for
 /// `std::process::Command`.
@@ -153,8 +154,8 @@ enum Ended {
     Exited(ExitStatus),
     Timeout {
         orphan: Option<u32>,
-        stuck: Option<crate::stuck::Stuck>,
-        usage: Option<crate::usage::Usage>,
+        stuck: Option<crate::os::stuck::Stuck>,
+        usage: Option<crate::os::usage::Usage>,
     },
     Lost,
     Cancelled,
@@ -178,7 +179,7 @@ fn run(
     }
     // Taken once, as the call starts: a `kill_all` between two attempts
     // cancels it too.
-    let cancel = crate::cancel::current();
+    let cancel = crate::os::cancel::current();
     let function = describe(cmd);
     cmd.process_group(0);
     let mut orphans = Vec::new();
@@ -251,7 +252,7 @@ fn run(
 fn attempt_once(
     cmd: &mut Command,
     opts: &Checked,
-    cancel: Option<&crate::cancel::Epoch>,
+    cancel: Option<&crate::os::cancel::Epoch>,
     function: &str,
     output: Option<&mut Output>,
 ) -> io::Result<Ended> {
@@ -273,7 +274,7 @@ fn attempt_once(
     {
         if let Err(e) = nix::fcntl::fcntl(pipe, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)) {
             // Nobody would watch it: it goes now, not as a zombie.
-            let _ = watch::kill_now(child, std::time::Duration::ZERO);
+            let _ = attempt::kill_now(child, std::time::Duration::ZERO);
             return Err(e.into());
         }
     }
@@ -297,7 +298,7 @@ fn attempt_once(
             match $result {
                 Ok(value) => value,
                 Err(e) => {
-                    let _ = watch::kill_now(child, std::time::Duration::ZERO);
+                    let _ = attempt::kill_now(child, std::time::Duration::ZERO);
                     return Err(e.into());
                 }
             }
@@ -316,7 +317,7 @@ fn attempt_once(
         }
         if drained == Drained::Flood {
             tracing::debug!(target: "rwt", function, pid = child.pid(), "output over the limit, killing");
-            let _ = watch::kill_now(child, std::time::Duration::ZERO);
+            let _ = attempt::kill_now(child, std::time::Duration::ZERO);
             return Ok(Ended::Flood);
         }
         let mut fds: Vec<BorrowedFd<'_>> = pipes.iter().map(|(fd, _)| *fd).collect();
@@ -334,7 +335,7 @@ fn attempt_once(
         let ready = or_kill!(deadline::wait_any(&fds, until));
         if cancel.is_some() && ready.last() == Some(&true) {
             tracing::debug!(target: "rwt", function, pid = child.pid(), "cancelled, killing");
-            let _ = watch::kill_now(child, std::time::Duration::ZERO);
+            let _ = attempt::kill_now(child, std::time::Duration::ZERO);
             return Ok(Ended::Cancelled);
         }
     }
@@ -347,7 +348,7 @@ fn attempt_once(
     // its own.
     let stuck = child
         .is_ours()
-        .then(|| crate::stuck::snapshot(pid))
+        .then(|| crate::os::stuck::snapshot(pid))
         .flatten();
     if !opts.kill {
         tracing::debug!(target: "rwt", function, pid, "timed out, left running as an orphan");
@@ -359,7 +360,7 @@ fn attempt_once(
         });
     }
     tracing::debug!(target: "rwt", function, pid, "timed out, killing");
-    let reaped = watch::kill_now(child, opts.grace);
+    let reaped = attempt::kill_now(child, opts.grace);
     // After SIGKILL alone, an exit status means the command beat the kill:
     // it exited. Once SIGTERM was sent, how it ended is our doing.
     Ok(match reaped {

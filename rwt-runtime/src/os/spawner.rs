@@ -23,7 +23,7 @@
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{mpsc, Condvar};
 
-use crate::registry;
+use crate::os::state::{self, ProcessLocal};
 
 /// A job, with its lifetime erased (see [`run`]).
 type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -35,35 +35,25 @@ type Queue = mpsc::Sender<(Job, mpsc::SyncSender<()>)>;
 /// never touched) that lives as long as the process.
 pub(crate) const MAX_THREADS: usize = 16;
 
-/// The spawners' part of rwt's shared state.
-#[derive(Default)]
-pub(crate) struct State {
+/// The spawner threads of this process.
+struct State {
     /// Spawner threads that are free.
     idle: Vec<Queue>,
     /// Spawner threads started, free or busy.
     started: usize,
 }
 
-impl State {
-    pub(crate) const fn new() -> Self {
-        State {
-            idle: Vec::new(),
-            started: 0,
-        }
-    }
+/// In a child process, the parent's threads do not exist: new ones start
+/// on first use.
+static STATE: ProcessLocal<State> = ProcessLocal::new(|_| State {
+    idle: Vec::new(),
+    started: 0,
+});
 
-    /// Spawner threads that are free now.
-    #[cfg(test)]
-    pub(crate) fn idle_count(&self) -> usize {
-        self.idle.len()
-    }
-
-    /// In a child process: the threads are the parent's, and do not exist
-    /// here. New ones start on first use.
-    pub(crate) fn forget(&mut self) {
-        std::mem::forget(std::mem::take(&mut self.idle));
-        self.started = 0;
-    }
+/// Spawner threads that are free now.
+#[cfg(test)]
+pub(crate) fn idle_count() -> usize {
+    STATE.lock().idle.len()
 }
 
 /// Signalled when a spawner thread becomes free (for calls past the cap).
@@ -105,30 +95,30 @@ pub(crate) fn run<T: Send>(job: impl FnOnce() -> T + Send) -> T {
 /// A free spawner thread: an idle one, else a new one below the cap, else
 /// the first to be given back. `None` if a thread cannot be started.
 fn take() -> Option<Queue> {
-    let mut shared = registry::lock();
+    let mut shared = STATE.lock();
     loop {
-        if let Some(queue) = shared.spawner.idle.pop() {
+        if let Some(queue) = shared.idle.pop() {
             return Some(queue);
         }
-        if shared.spawner.started < MAX_THREADS {
+        if shared.started < MAX_THREADS {
             // Started without the lock held: a thread's stack is mapped
             // under the memory-map lock, which a fork in progress holds.
-            shared.spawner.started += 1;
+            shared.started += 1;
             drop(shared);
             let queue = start();
             if queue.is_none() {
-                registry::lock().spawner.started -= 1;
+                STATE.lock().started -= 1;
                 // A call waiting past the cap may start one now.
                 FREED.notify_one();
             }
             return queue;
         }
-        shared = registry::wait(&FREED, shared);
+        shared = state::wait(&FREED, shared);
     }
 }
 
 fn give_back(queue: Queue) {
-    registry::lock().spawner.idle.push(queue);
+    STATE.lock().idle.push(queue);
     FREED.notify_one();
 }
 

@@ -26,9 +26,8 @@ use std::time::Instant;
 use nix::fcntl::OFlag;
 use nix::poll::PollFlags;
 
-use crate::cancel::Epoch;
-use crate::deadline::{ready_now, Deadline, Ready, Waiter};
-use crate::registry::{self, RegisteredFd};
+use crate::os::fds::{self, RegisteredFd};
+use crate::wait::deadline::{ready_now, Deadline, Ready, Waiter};
 
 /// The waiter of an async call: for each wait, tokio's reactor if the call
 /// is polled inside a tokio runtime (and the feature is on), the poller
@@ -60,7 +59,7 @@ impl Waiter for AsyncWaiter {
         &'a mut self,
         channel: Option<(BorrowedFd<'a>, bool)>,
         exit: Option<BorrowedFd<'a>>,
-        cancel: Option<&'a Epoch>,
+        cancel: Option<BorrowedFd<'a>>,
         until: Deadline,
     ) -> nix::Result<Ready> {
         let now = ready_now(channel, exit, cancel)?;
@@ -87,7 +86,7 @@ impl Waiter for AsyncWaiter {
             }
             fds.push((fd.as_raw_fd(), events));
         }
-        for fd in [exit, cancel.map(Epoch::fd)].into_iter().flatten() {
+        for fd in [exit, cancel].into_iter().flatten() {
             fds.push((fd.as_raw_fd(), PollFlags::POLLIN));
         }
         PollerWait {
@@ -120,7 +119,7 @@ impl AsRawFd for Fd {
 async fn tokio_wait(
     channel: Option<(BorrowedFd<'_>, bool)>,
     exit: Option<BorrowedFd<'_>>,
-    cancel: Option<&Epoch>,
+    cancel: Option<BorrowedFd<'_>>,
     until: Deadline,
 ) -> nix::Result<()> {
     use tokio::io::unix::AsyncFd;
@@ -132,8 +131,9 @@ async fn tokio_wait(
     let register = |fd: RawFd, interest: Interest| {
         // SAFETY: see the callers: `fd` stays open, and the same, for as
         // long as the registration lives.
-        let registered =
-            crate::child::quietly(|| unsafe { AsyncFd::register_with_interest(Fd(fd), interest) });
+        let registered = crate::os::panic_hook::quietly(|| unsafe {
+            AsyncFd::register_with_interest(Fd(fd), interest)
+        });
         match registered {
             Ok(r) => r.map_err(|e| errno(e.into())),
             Err(_) => Err(NO_REACTOR),
@@ -141,8 +141,8 @@ async fn tokio_wait(
     };
     let timer = timer_at(until)?;
     let cancel_copy = match cancel {
-        Some(epoch) => {
-            let copy = nix::fcntl::fcntl(epoch.fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(0))?;
+        Some(fd) => {
+            let copy = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(0))?;
             // SAFETY: fcntl just returned this new descriptor; nothing else
             // owns it.
             Some(unsafe { OwnedFd::from_raw_fd(copy) })
@@ -150,7 +150,7 @@ async fn tokio_wait(
         None => None,
     };
     let (timer, cancel_copy) = {
-        let mut fds = registry::fds();
+        let mut fds = fds::fds();
         (
             RegisteredFd::new(&mut fds, timer),
             cancel_copy.map(|fd| RegisteredFd::new(&mut fds, fd)),
@@ -218,7 +218,7 @@ fn timer_at(until: Deadline) -> nix::Result<OwnedFd> {
         )
     })?;
     // SAFETY: the kernel just returned this descriptor; nothing else owns it.
-    let fd = crate::registry::above_stdio(unsafe { OwnedFd::from_raw_fd(fd) })?;
+    let fd = crate::os::fds::above_stdio(unsafe { OwnedFd::from_raw_fd(fd) })?;
     // `Instant` is CLOCK_MONOTONIC here, so a relative time is the same
     // point. Zero would disarm the timer: at least a nanosecond.
     let left = until.remaining().max(std::time::Duration::from_nanos(1));
@@ -350,11 +350,11 @@ impl Drop for PollerWait {
 /// Starts the poller thread. Called with the poller locked.
 fn start_poller(p: &mut Poller) -> bool {
     let pipe = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK);
-    let Ok((read, write)) = pipe.and_then(crate::registry::pair_above_stdio) else {
+    let Ok((read, write)) = pipe.and_then(crate::os::fds::pair_above_stdio) else {
         return false;
     };
     let (read, write) = {
-        let mut fds = registry::fds();
+        let mut fds = fds::fds();
         (
             RegisteredFd::new(&mut fds, read),
             RegisteredFd::new(&mut fds, write),

@@ -37,11 +37,12 @@ use nix::sys::socket::{getsockopt, sockopt};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::child;
-use crate::codec::{self, Kind};
-use crate::exec::{
-    decode_request, exe_identity, nonce_hex, Handshake, ARGS_LIMIT, CHANNEL_FD, ENV, EXIT_REFUSED,
-    REQUEST_LEN,
+use crate::child::body;
+use crate::wire::codec;
+use crate::wire::frame::{self, Kind};
+use crate::wire::protocol::{
+    decode_request, exe_identity, nonce_hex, Handshake, ARGS_LIMIT, CHANNEL_FD, ENV, EXIT_INTERNAL,
+    EXIT_REFUSED, REQUEST_LEN,
 };
 
 /// A frame built in the child: what it sends back.
@@ -210,7 +211,7 @@ where
             return ExecFrame(Kind::EncodeError, detail.into_bytes());
         }
     };
-    let (kind, bytes) = child::call(move || body(args), failed, CHANNEL_FD, codec::encode);
+    let (kind, bytes) = body::call(move || body(args), failed, CHANNEL_FD, codec::encode);
     ExecFrame(kind, bytes)
 }
 
@@ -231,9 +232,9 @@ extern "C" fn entry() {
     };
     let code = match panic::catch_unwind(AssertUnwindSafe(|| serve(value))) {
         Ok(never) => match never {},
-        Err(_) => child::EXIT_INTERNAL,
+        Err(_) => EXIT_INTERNAL,
     };
-    child::exit_now(code)
+    body::exit_now(code)
 }
 
 /// Leaves at once, saying why, without running anything of the program.
@@ -243,13 +244,13 @@ fn refuse(reason: &str) -> ! {
         "rwt: this process was started with {ENV} set, but {reason}; \
          refusing to run (exit code {EXIT_REFUSED})"
     );
-    child::exit_now(EXIT_REFUSED)
+    body::exit_now(EXIT_REFUSED)
 }
 
 /// Sends the caller a reason it reports as `Error::Codec`, and leaves.
 fn reply_and_leave(channel: &impl std::os::fd::AsFd, detail: &str) -> ! {
-    let _ = child::write_frame(channel, Kind::EncodeError, detail.as_bytes());
-    child::exit_now(EXIT_REFUSED)
+    let _ = frame::write_frame(channel, Kind::EncodeError, detail.as_bytes());
+    body::exit_now(EXIT_REFUSED)
 }
 
 fn serve(value: OsString) -> std::convert::Infallible {
@@ -294,7 +295,7 @@ fn serve(value: OsString) -> std::convert::Infallible {
             if e.kind() == std::io::ErrorKind::UnexpectedEof
                 && nix::sys::signal::kill(caller, None) == Err(nix::errno::Errno::ESRCH) =>
         {
-            child::exit_now(EXIT_REFUSED)
+            body::exit_now(EXIT_REFUSED)
         }
         Err(_) => refuse("no handshake arrived on fd 3"),
     }
@@ -308,7 +309,7 @@ fn serve(value: OsString) -> std::convert::Infallible {
     let channel = OwnedFd::from(channel);
     // The caller that check_channel verified, not whoever is our parent
     // now: if it died since, prepare sees that and leaves.
-    child::prepare(caller, hs.kill);
+    body::prepare(caller, hs.kill);
     match exe_identity() {
         Ok(exe) if exe == hs.exe => {}
         _ => reply_and_leave(
@@ -339,12 +340,12 @@ const KEEP_LIMIT: usize = 64 << 20;
 /// arguments; each answer is a result frame. In a worker, statics live on
 /// between calls; processes a call started do not (see `descendants`).
 fn serve_requests(channel: OwnedFd, pool: bool) -> ! {
-    child::ensure_panic_hook();
+    crate::os::panic_hook::ensure_panic_hook();
     if pool {
         // Descendants that lose their parent come to the worker, to be
         // reaped.
         let _ = nix::sys::prctl::set_child_subreaper(true);
-        child::serve_many();
+        body::serve_many();
     }
     let mut stream = std::os::unix::net::UnixStream::from(channel);
     // What a call may leave behind is compared with this after each call;
@@ -354,8 +355,8 @@ fn serve_requests(channel: OwnedFd, pool: bool) -> ! {
         // tokio: its global signal pipe, if a crate enables that) belongs
         // to the baseline, not to the first call.
         #[cfg(feature = "tokio")]
-        crate::executor::block_on(async {});
-        crate::leftovers::Baseline::take()
+        crate::child::executor::block_on(async {});
+        crate::child::leftovers::Baseline::take()
     } else {
         None
     };
@@ -365,7 +366,7 @@ fn serve_requests(channel: OwnedFd, pool: bool) -> ! {
     loop {
         let mut filled = 0;
         if read_at_least(&mut stream, &mut buf, &mut filled, REQUEST_LEN).is_err() {
-            child::exit_now(0);
+            body::exit_now(0);
         }
         let mut head = [0u8; REQUEST_LEN];
         head.copy_from_slice(&buf[..REQUEST_LEN]);
@@ -378,7 +379,7 @@ fn serve_requests(channel: OwnedFd, pool: bool) -> ! {
         }
         let total = REQUEST_LEN + usize::try_from(len).unwrap_or(usize::MAX - REQUEST_LEN);
         if read_at_least(&mut stream, &mut buf, &mut filled, total).is_err() {
-            child::exit_now(0);
+            body::exit_now(0);
         }
         let f = match find(id) {
             Some(f) if !f.is_ambiguous() => f,
@@ -393,17 +394,17 @@ fn serve_requests(channel: OwnedFd, pool: bool) -> ! {
         };
         // Whatever the last call did to SIGTERM, this one starts with the
         // default: the kill ladder relies on it.
-        child::reset_sigterm();
+        body::reset_sigterm();
         // The limits cover decoding the arguments, the call and encoding
         // its value; what they changed is put back before the worker's
         // state is compared with its baseline.
         // Setting the environment variable back moved it in memory: the
         // worker's baseline is taken again, before the call.
-        if limits.memory.is_some() && crate::limits::quiet_oom_backtrace() && pool {
+        if limits.memory.is_some() && crate::child::limits::quiet_oom_backtrace() && pool {
             // The old one's descriptors go first: the new one must not
             // count them.
             drop(baseline.take());
-            baseline = crate::leftovers::Baseline::take();
+            baseline = crate::child::leftovers::Baseline::take();
         }
         let armed = match limits.arm(CHANNEL_FD) {
             Ok(armed) => armed,
@@ -418,15 +419,15 @@ fn serve_requests(channel: OwnedFd, pool: bool) -> ! {
             if buf.len() > KEEP_LIMIT {
                 buf = vec![0; 64 * 1024];
             }
-            clean = crate::descendants::reap_all();
+            clean = crate::child::descendants::reap_all();
         }
         let _ = std::io::stdout().flush();
         // An exec child serves one call; a worker whose function panicked
         // or could not encode its value is not used again (the caller
         // retires it on those kinds).
         let served = matches!(kind, Kind::Value | Kind::Failed);
-        if child::write_frame(&stream, kind, &bytes).is_err() || !pool || !served {
-            child::exit_now(0);
+        if frame::write_frame(&stream, kind, &bytes).is_err() || !pool || !served {
+            body::exit_now(0);
         }
         // Checked once the answer is out, while the caller decodes it. A
         // worker that cannot be put back as it was says so, before reading
@@ -435,10 +436,10 @@ fn serve_requests(channel: OwnedFd, pool: bool) -> ! {
         if !clean
             || !baseline
                 .as_mut()
-                .is_some_and(crate::leftovers::Baseline::restore)
+                .is_some_and(crate::child::leftovers::Baseline::restore)
         {
-            let _ = child::write_frame(&stream, Kind::Leaving, &[]);
-            child::exit_now(0);
+            let _ = frame::write_frame(&stream, Kind::Leaving, &[]);
+            body::exit_now(0);
         }
         if bytes.capacity() <= KEEP_LIMIT {
             codec::encode_next_into(bytes);
@@ -456,7 +457,7 @@ fn read_at_least(
     want: usize,
 ) -> std::io::Result<()> {
     if buf.len() < want {
-        let mut larger = crate::bigbuf::zeroed(want);
+        let mut larger = crate::wire::bigbuf::zeroed(want);
         larger[..*filled].copy_from_slice(&buf[..*filled]);
         *buf = larger;
     }
@@ -510,7 +511,7 @@ fn check_channel() -> Result<(std::os::unix::net::UnixStream, nix::unistd::Pid),
     {
         // Our starter died before we got here (we were reparented): no one
         // is waiting, nothing to say.
-        child::exit_now(EXIT_REFUSED);
+        body::exit_now(EXIT_REFUSED);
     }
     if cred.pid() != parent {
         return Err(format!(

@@ -246,7 +246,7 @@ fn read_stat(file: &impl AsFd) -> Option<Stat> {
     let n = nix::sys::uio::pread(file, &mut buf, 0).ok()?;
     let text = std::str::from_utf8(&buf[..n]).ok()?;
     // Field 3 (state) is first.
-    let mut fields = crate::procfs::stat_fields(text)?;
+    let mut fields = crate::os::procfs::stat_fields(text)?;
     let mut field = |n: usize| -> Option<u64> {
         // `nth` consumes: each call counts on from where the last stopped.
         fields.nth(n)?.parse().ok()

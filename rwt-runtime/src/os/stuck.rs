@@ -89,7 +89,7 @@ pub(crate) fn snapshot(pid: u32) -> Option<Stuck> {
     // The process's own line first: its main thread's state and how many
     // threads it has. Most children have one, and then that is all to see.
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut fields = crate::procfs::stat_fields(&stat)?;
+    let mut fields = crate::os::procfs::stat_fields(&stat)?;
     let main_state = State::from_letter(fields.next()?.chars().next()?);
     // Field 20, the 18th from the state on.
     let threads: usize = fields.nth(16)?.parse().ok()?;
@@ -144,7 +144,10 @@ fn busiest_thread(pid: u32, main_state: State) -> (String, State) {
         let Some(state) = std::fs::read_to_string(format!("{path}/stat"))
             .ok()
             .and_then(|stat| {
-                let letter = crate::procfs::stat_fields(&stat)?.next()?.chars().next()?;
+                let letter = crate::os::procfs::stat_fields(&stat)?
+                    .next()?
+                    .chars()
+                    .next()?;
                 Some(State::from_letter(letter))
             })
         else {
@@ -171,7 +174,7 @@ pub(crate) fn snapshot(_pid: u32) -> Option<Stuck> {
 #[cfg(target_os = "linux")]
 fn syscall_name(line: &str) -> Option<String> {
     let nr: u64 = line.split_whitespace().next()?.parse().ok()?;
-    Some(crate::syscalls::name(nr).map_or_else(|| format!("system call {nr}"), str::to_owned))
+    Some(crate::os::syscalls::name(nr).map_or_else(|| format!("system call {nr}"), str::to_owned))
 }
 
 #[cfg(test)]

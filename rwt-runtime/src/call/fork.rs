@@ -11,15 +11,15 @@ use nix::unistd::ForkResult;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::child;
-use crate::deadline::{block_now, Blocking, Deadline, Waiter};
+use crate::call::attempt::{self, Ended, Guarded};
+use crate::call::process::Child;
+use crate::call::retry::{self, Retry, Step};
+use crate::child::body;
 use crate::options::Checked;
-use crate::process::Child;
-use crate::registry::{self, RegisteredFd};
-use crate::run::{self, Retry, Step};
-use crate::spawner;
-use crate::waiter::AsyncWaiter;
-use crate::watch::{self, Ended, Guarded};
+use crate::os::fds::{self, RegisteredFd};
+use crate::os::spawner;
+use crate::wait::async_wait::AsyncWaiter;
+use crate::wait::deadline::{block_now, Blocking, Deadline, Waiter};
 use crate::{Error, Options};
 
 /// The function, kept by the caller across attempts. Each forked child
@@ -71,13 +71,13 @@ pub(crate) fn call_measured<R, F>(
     function: &str,
     body: F,
     failed: fn(&R) -> bool,
-) -> Result<(R, Option<crate::usage::Usage>), Error>
+) -> Result<(R, Option<crate::os::usage::Usage>), Error>
 where
     F: FnOnce() -> R,
     R: Serialize + DeserializeOwned,
 {
     let mut body = Body::new(body);
-    run::run(options, function, |opts, cancel| {
+    retry::run(options, function, |opts, cancel| {
         // The deadline runs from the call: the cost of forking counts.
         let deadline = Deadline::after(opts.secs);
         let started = spawn(opts.kill, opts.limits, opts.output, &mut body, failed);
@@ -126,7 +126,7 @@ async fn attempt<R, W>(
     waiter: &mut W,
     function: &str,
     opts: &Checked,
-    cancel: Option<&crate::cancel::Epoch>,
+    cancel: Option<&crate::os::cancel::Epoch>,
     deadline: Deadline,
     started: io::Result<(Child, RegisteredFd)>,
 ) -> Ended<R>
@@ -138,18 +138,18 @@ where
         Ok((child, read)) => {
             let child = Guarded::new(child);
             let outgoing = (Vec::new(), &[][..]);
-            watch::watch(
+            attempt::watch(
                 waiter,
                 function,
                 opts,
                 child,
                 read,
                 outgoing,
-                watch::Stop { deadline, cancel },
+                attempt::Stop { deadline, cancel },
             )
             .await
         }
-        Err(e) => watch::spawn_failed(function, e),
+        Err(e) => attempt::spawn_failed(function, e),
     }
 }
 
@@ -165,7 +165,7 @@ where
     F: FnOnce() -> R,
     R: Serialize,
 {
-    child::ensure_panic_hook();
+    crate::os::panic_hook::ensure_panic_hook();
     // Lock order: stdout, stderr, rwt's poller, then rwt's descriptor list (a caller that holds
     // the stdout lock while calling us must not deadlock with another
     // caller). Holding the stdio locks across fork means the child never
@@ -174,12 +174,12 @@ where
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let _ = out.flush();
-    let forking = registry::Forking::start();
+    let forking = fds::Forking::start();
     let stderr = io::stderr();
     let err = stderr.lock();
-    let poller = crate::waiter::lock_for_fork();
-    let mut fds = registry::fds();
-    let (read, write) = registry::pair_above_stdio(nix::unistd::pipe2(OFlag::O_CLOEXEC)?)?;
+    let poller = crate::wait::async_wait::lock_for_fork();
+    let mut fds = fds::fds();
+    let (read, write) = fds::pair_above_stdio(nix::unistd::pipe2(OFlag::O_CLOEXEC)?)?;
     let read = RegisteredFd::new(&mut fds, read);
     // The write end is not registered: it lives in this process only
     // while this thread holds the lock (it is closed before the lock goes),
@@ -187,26 +187,26 @@ where
     // registry page for it after the fork.
     let parent = nix::unistd::getpid();
     // SAFETY: libc fork(): its atfork handlers keep malloc usable in the
-    // child. The child runs only `child::run`, which leaves with `_exit` and
+    // child. The child runs only `body::run`, which leaves with `_exit` and
     // never returns here; it holds private copies of the locks taken above
     // (released below, by the only thread it has, the one that took them).
     match unsafe { nix::unistd::fork() } {
         Ok(ForkResult::Child) => {
             // Every registered descriptor is closed in the child, and the
-            // rest of rwt's state starts afresh.
+            // rest of rwt's state starts afresh on first use
+            // (`os::state`).
             let close = fds.reset_in_child();
             drop(fds);
-            registry::fresh_in_child();
             forking.in_child();
             drop(poller);
             drop(err);
             drop(out);
             let pipe = write;
             // SAFETY: this is the child just forked, taking its one copy;
-            // `child::run` never returns.
+            // `body::run` never returns.
             let f = unsafe { body.take_in_child() };
-            child::run(
-                child::Setup {
+            body::run(
+                body::Setup {
                     parent,
                     kill,
                     pipe,
@@ -235,7 +235,7 @@ where
             }
             if let Err(e) = nix::fcntl::fcntl(read.fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)) {
                 // Nobody would watch it: it goes now, not as a zombie.
-                let _ = watch::kill_now(child, std::time::Duration::ZERO);
+                let _ = attempt::kill_now(child, std::time::Duration::ZERO);
                 return Err(e.into());
             }
             Ok((child, read))
@@ -265,7 +265,7 @@ mod tests {
     fn a_nested_async_call_in_a_fork_child_finds_the_poller_free() {
         let (held, release) = std::sync::mpsc::channel::<()>();
         let holder = std::thread::spawn(move || {
-            let guard = crate::waiter::lock_for_fork();
+            let guard = crate::wait::async_wait::lock_for_fork();
             held.send(()).unwrap();
             std::thread::sleep(Duration::from_millis(300));
             drop(guard);
@@ -280,7 +280,7 @@ mod tests {
                 5u8
             };
             // Not a tokio runtime, even with the feature: the poller waits.
-            crate::executor::park_on(call_async(&inner, "inner", body, |_| false)).ok()
+            crate::child::executor::park_on(call_async(&inner, "inner", body, |_| false)).ok()
         });
         holder.join().unwrap();
         assert_eq!(got.unwrap(), Some(5));

@@ -14,12 +14,13 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
-use crate::process::{Child, FALLBACK_STEP};
-use crate::registry;
+use crate::call::process::{Child, FALLBACK_STEP};
+use crate::os::fds;
+use crate::os::state::ProcessLocal;
 
-/// The reaper's part of the shared state.
+/// The reaper of this process.
 #[derive(Debug)]
-pub(crate) struct State {
+struct State {
     running: bool,
     /// Children handed over and not yet picked up by the thread.
     pending: Vec<Child>,
@@ -29,35 +30,21 @@ pub(crate) struct State {
     wake_read: Option<RawFd>,
 }
 
-impl State {
-    pub(crate) const fn new() -> Self {
-        State {
-            running: false,
-            pending: Vec::new(),
-            wake: None,
-            wake_read: None,
-        }
-    }
-
-    /// In a child made by the user's own `fork()`: forget, close nothing.
-    pub(crate) fn forget(&mut self) {
-        for child in self.pending.drain(..) {
-            std::mem::forget(child);
-        }
-        if let Some(w) = self.wake.take() {
-            std::mem::forget(w);
-        }
-        self.wake_read = None;
-        self.running = false;
-    }
-}
+/// In a child, the parent's reaper and its children are not ours: a fresh
+/// state, and the parent's copy is never dropped (nothing of it is closed).
+static STATE: ProcessLocal<State> = ProcessLocal::new(|_| State {
+    running: false,
+    pending: Vec::new(),
+    wake: None,
+    wake_read: None,
+});
 
 /// Hands over a child that has not been reaped; it is reaped when it ends.
 pub(crate) fn adopt(child: Child) {
-    let mut shared = registry::lock();
-    shared.reaper.pending.push(child);
-    if shared.reaper.running {
-        if let Some(w) = &shared.reaper.wake {
+    let mut shared = STATE.lock();
+    shared.pending.push(child);
+    if shared.running {
+        if let Some(w) = &shared.wake {
             // A full pipe already means "wake up"; EAGAIN is fine.
             let _ = nix::unistd::write(w, &[1]);
         }
@@ -68,14 +55,14 @@ pub(crate) fn adopt(child: Child) {
     // which a fork in progress holds. Meanwhile other adopters see it
     // running and leave their children pending; the thread takes them all
     // when it starts.
-    shared.reaper.running = true;
+    shared.running = true;
     drop(shared);
     // Made and registered under the descriptor list's lock, so no fork
     // sees it unregistered.
     let made = {
-        let mut fds = registry::fds();
+        let mut fds = fds::fds();
         let pipe = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK);
-        pipe.and_then(crate::registry::pair_above_stdio)
+        pipe.and_then(crate::os::fds::pair_above_stdio)
             .map(|(read, write)| {
                 fds.register(read.as_raw_fd());
                 fds.register(write.as_raw_fd());
@@ -85,7 +72,7 @@ pub(crate) fn adopt(child: Child) {
     let Ok((read, write)) = made else {
         // Out of descriptors: the children stay pending and the next adopt
         // tries again.
-        registry::lock().reaper.running = false;
+        STATE.lock().running = false;
         return;
     };
     // Shared with the thread, so that if it cannot start, `read` is still
@@ -93,9 +80,9 @@ pub(crate) fn adopt(child: Child) {
     let read = std::sync::Arc::new(read);
     let theirs = std::sync::Arc::clone(&read);
     {
-        let mut shared = registry::lock();
-        shared.reaper.wake_read = Some(read.as_raw_fd());
-        shared.reaper.wake = Some(write);
+        let mut shared = STATE.lock();
+        shared.wake_read = Some(read.as_raw_fd());
+        shared.wake = Some(write);
     }
     let spawned = std::thread::Builder::new()
         .name("rwt-reaper".into())
@@ -103,13 +90,13 @@ pub(crate) fn adopt(child: Child) {
     if let Err(e) = spawned {
         tracing::debug!(target: "rwt", error = %e, "could not start the reaper thread");
         let (wake, wake_read) = {
-            let mut shared = registry::lock();
-            shared.reaper.running = false;
-            (shared.reaper.wake.take(), shared.reaper.wake_read.take())
+            let mut shared = STATE.lock();
+            shared.running = false;
+            (shared.wake.take(), shared.wake_read.take())
         };
         // Unregistered before they are closed, so no fork sees a number
         // that has been reused.
-        let mut fds = registry::fds();
+        let mut fds = fds::fds();
         if let Some(w) = wake {
             fds.unregister(w.as_raw_fd());
         }
@@ -127,19 +114,19 @@ fn run(wake: std::sync::Arc<OwnedFd>) {
     let mut buf = [0u8; 64];
     loop {
         let done = {
-            let mut shared = registry::lock();
-            children.append(&mut shared.reaper.pending);
+            let mut shared = STATE.lock();
+            children.append(&mut shared.pending);
             if children.is_empty() {
-                shared.reaper.running = false;
-                shared.reaper.wake_read = None;
-                Some(shared.reaper.wake.take())
+                shared.running = false;
+                shared.wake_read = None;
+                Some(shared.wake.take())
             } else {
                 None
             }
         };
         if let Some(write) = done {
             // Unregistered, then closed, under the descriptor list's lock.
-            let mut fds = registry::fds();
+            let mut fds = fds::fds();
             if let Some(w) = write {
                 fds.unregister(w.as_raw_fd());
             }

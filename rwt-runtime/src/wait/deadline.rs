@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags};
 
-use crate::cancel::Epoch;
-
 /// A point on the monotonic clock (`Instant`: never the wall clock, which
 /// can jump).
 #[derive(Clone, Copy, Debug)]
@@ -161,7 +159,7 @@ pub(crate) trait Waiter {
         &'a mut self,
         channel: Option<(BorrowedFd<'a>, bool)>,
         exit: Option<BorrowedFd<'a>>,
-        cancel: Option<&'a Epoch>,
+        cancel: Option<BorrowedFd<'a>>,
         until: Deadline,
     ) -> impl Future<Output = nix::Result<Ready>> + 'a;
 }
@@ -176,10 +174,10 @@ impl Waiter for Blocking {
         &'a mut self,
         channel: Option<(BorrowedFd<'a>, bool)>,
         exit: Option<BorrowedFd<'a>>,
-        cancel: Option<&'a Epoch>,
+        cancel: Option<BorrowedFd<'a>>,
         until: Deadline,
     ) -> impl Future<Output = nix::Result<Ready>> + 'a {
-        std::future::ready(wait_ready(channel, exit, cancel.map(Epoch::fd), until))
+        std::future::ready(wait_ready(channel, exit, cancel, until))
     }
 }
 
@@ -198,9 +196,9 @@ pub(crate) fn block_now<F: Future>(f: F) -> F::Output {
 pub(crate) fn ready_now(
     channel: Option<(BorrowedFd<'_>, bool)>,
     exit: Option<BorrowedFd<'_>>,
-    cancel: Option<&Epoch>,
+    cancel: Option<BorrowedFd<'_>>,
 ) -> nix::Result<Ready> {
-    let mut fds = poll_fds(channel, exit, cancel.map(Epoch::fd));
+    let mut fds = poll_fds(channel, exit, cancel);
     match ppoll(
         &mut fds,
         nix::sys::time::TimeSpec::from_duration(Duration::ZERO),

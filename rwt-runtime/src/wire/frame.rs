@@ -1,5 +1,5 @@
-//! The result frame: what the child writes on its pipe, and the parent's
-//! incremental reader for it.
+//! The result frame: what the child writes on its channel, and the
+//! parent's incremental reader for it.
 //!
 //! A frame is a 9-byte header, one byte of kind and a little-endian `u64`
 //! length, then that many bytes of body. The parent never waits for end of
@@ -7,10 +7,7 @@
 //! by another thread, or a grandchild, may hold the pipe's write end open
 //! long after the child is gone).
 
-use std::cell::Cell;
-
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use nix::errno::Errno;
 
 /// Length of the frame header: kind (1 byte) + body length (8 bytes).
 pub(crate) const HEADER_LEN: usize = 9;
@@ -74,106 +71,6 @@ pub(crate) fn header(kind: Kind, len: usize) -> [u8; HEADER_LEN] {
     h
 }
 
-thread_local! {
-    /// A buffer for the next [`encode`] on this thread (a pool worker's
-    /// last result buffer; empty anywhere else). A fork child never
-    /// touches it: it encodes with [`encode_small`], and the first use of a
-    /// thread-local with a destructor costs a lazy symbol lookup in libc
-    /// and dozens of page faults, which there would come on every call.
-    static NEXT: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-}
-
-/// Gives `buf` to the next [`encode`] on this thread, to write into
-/// instead of a fresh buffer.
-pub(crate) fn encode_next_into(mut buf: Vec<u8>) {
-    buf.clear();
-    NEXT.with(|next| next.set(buf));
-}
-
-/// Encodes a value as MessagePack (structs as maps, so serde attributes such
-/// as `skip_serializing_if` round-trip).
-pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
-    encode_into(crate::bigbuf::Writer(NEXT.with(Cell::take)), value).map(|out| out.0)
-}
-
-/// Encodes `value` at the end of `out`.
-fn encode_into<W: std::io::Write, T: Serialize>(mut out: W, value: &T) -> Result<W, String> {
-    rmp_serde::encode::write_named(&mut out, value)
-        .map_err(|e| format!("could not encode the result: {e}"))?;
-    Ok(out)
-}
-
-/// Room for a small encoded value on the stack (see [`Encoded`]).
-const INLINE: usize = 256;
-
-/// An encoded value, kept on the stack while it is small: a fork child
-/// that encodes a small result then allocates nothing, and every
-/// allocation there costs copy-on-write faults on malloc's state and heap.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "the inline variant is the point: a stack buffer, no allocation"
-)]
-pub(crate) enum Encoded {
-    /// The first `.1` bytes of `.0`.
-    Inline([u8; INLINE], usize),
-    /// Grown past [`INLINE`] (or text, such as a panic message).
-    Heap(crate::bigbuf::Writer),
-}
-
-impl Encoded {
-    pub(crate) fn as_slice(&self) -> &[u8] {
-        match self {
-            Encoded::Inline(buf, len) => &buf[..*len],
-            Encoded::Heap(w) => &w.0,
-        }
-    }
-}
-
-impl From<String> for Encoded {
-    fn from(text: String) -> Self {
-        Encoded::Heap(crate::bigbuf::Writer(text.into_bytes()))
-    }
-}
-
-impl std::io::Write for Encoded {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Encoded::Inline(buf, len) if *len + data.len() <= INLINE => {
-                buf[*len..*len + data.len()].copy_from_slice(data);
-                *len += data.len();
-                Ok(data.len())
-            }
-            Encoded::Inline(buf, len) => {
-                let mut heap = crate::bigbuf::Writer::default();
-                heap.write_all(&buf[..*len])?;
-                heap.write_all(data)?;
-                *self = Encoded::Heap(heap);
-                Ok(data.len())
-            }
-            Encoded::Heap(w) => w.write(data),
-        }
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// [`encode`], into an [`Encoded`]: on the stack if it fits.
-pub(crate) fn encode_small<T: Serialize>(value: &T) -> Result<Encoded, String> {
-    encode_into(Encoded::Inline([0; INLINE], 0), value)
-}
-
-/// Decodes a value written by [`encode`].
-pub(crate) fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, String> {
-    rmp_serde::from_slice(body).map_err(|e| {
-        format!(
-            "could not decode the result as `{}`: {e}",
-            std::any::type_name::<T>()
-        )
-    })
-}
-
 /// A complete frame.
 #[derive(Debug)]
 pub(crate) struct Frame {
@@ -215,7 +112,7 @@ impl std::fmt::Display for FrameError {
 /// sends 9 bytes costs the caller 64 MiB of untouched address space, and a
 /// claim the caller cannot back is a `Codec` error, never an abort.
 ///
-/// [`FIRST`]: crate::bigbuf::FIRST
+/// [`FIRST`]: crate::wire::bigbuf::FIRST
 #[derive(Debug)]
 pub(crate) struct FrameReader {
     limit: u64,
@@ -230,7 +127,7 @@ pub(crate) struct FrameReader {
     leaving_follows: bool,
     /// The body's first allocation at most ([`FIRST`]).
     ///
-    /// [`FIRST`]: crate::bigbuf::FIRST
+    /// [`FIRST`]: crate::wire::bigbuf::FIRST
     first: usize,
 }
 
@@ -244,7 +141,7 @@ impl FrameReader {
             len: 0,
             body: Vec::new(),
             leaving_follows: false,
-            first: crate::bigbuf::FIRST,
+            first: crate::wire::bigbuf::FIRST,
         }
     }
 
@@ -283,11 +180,14 @@ impl FrameReader {
             return Ok(None);
         }
         self.make_room()?;
-        Ok(Some(crate::bigbuf::read_into_spare(fd, &mut self.body)))
+        Ok(Some(crate::wire::bigbuf::read_into_spare(
+            fd,
+            &mut self.body,
+        )))
     }
 
     fn make_room(&mut self) -> Result<(), FrameError> {
-        crate::bigbuf::grow_towards(&mut self.body, self.len, self.first).map_err(|_| {
+        crate::wire::bigbuf::grow_towards(&mut self.body, self.len, self.first).map_err(|_| {
             FrameError::OutOfMemory {
                 len: self.len as u64,
             }
@@ -346,18 +246,43 @@ impl FrameReader {
     }
 }
 
+/// Writes one frame on `fd`.
+pub(crate) fn write_frame(fd: &impl std::os::fd::AsFd, kind: Kind, body: &[u8]) -> nix::Result<()> {
+    let header = header(kind, body.len());
+    // Header and body in one system call, with no allocation (a fork
+    // child's every allocation costs copy-on-write faults); the rest, if
+    // the pipe took only part, by plain writes.
+    let sent = loop {
+        let parts = [std::io::IoSlice::new(&header), std::io::IoSlice::new(body)];
+        match nix::sys::uio::writev(fd, &parts) {
+            Err(Errno::EINTR) => {}
+            other => break other?,
+        }
+    };
+    if sent < header.len() {
+        write_all(fd, &header[sent..])?;
+        write_all(fd, body)
+    } else {
+        write_all(fd, &body[sent - header.len()..])
+    }
+}
+
+/// Writes all of `data` on `fd`, however many writes it takes.
+pub(crate) fn write_all(fd: &impl std::os::fd::AsFd, mut data: &[u8]) -> nix::Result<()> {
+    while !data.is_empty() {
+        match nix::unistd::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_small_encoding_spills_whole_past_the_inline_size() {
-        for len in INLINE - 8..INLINE + 8 {
-            let value = crate::Bytes(vec![7; len]);
-            let small = encode_small(&value).unwrap();
-            assert_eq!(small.as_slice(), &encode(&value).unwrap()[..], "{len}");
-        }
-    }
+    use crate::wire::codec::{decode, encode};
 
     fn frame(kind: Kind, body: &[u8]) -> Vec<u8> {
         let mut v = header(kind, body.len()).to_vec();
@@ -458,13 +383,6 @@ mod tests {
         assert_eq!(r.feed(&[b'X'; 9]), Err(FrameError::BadKind(b'X')));
     }
 
-    #[test]
-    fn decode_type_mismatch_is_an_error() {
-        let body = encode(&"text").unwrap();
-        let e = decode::<u64>(&body).unwrap_err();
-        assert!(e.contains("`u64`"), "{e}");
-    }
-
     mod properties {
         use super::*;
         use proptest::prelude::*;
@@ -512,16 +430,6 @@ mod tests {
                 }
                 let frame = r.into_frame().unwrap();
                 prop_assert_eq!(decode::<Vec<(u32, String)>>(&frame.body).unwrap(), value);
-            }
-
-            /// On the stack or spilled to the heap, a fork child's encoding
-            /// is byte for byte what `encode` writes.
-            #[test]
-            fn encode_small_writes_what_encode_writes(
-                value in proptest::collection::vec((any::<u32>(), ".{0,20}"), 0..50),
-            ) {
-                let small = encode_small(&value).unwrap();
-                prop_assert_eq!(small.as_slice(), &encode(&value).unwrap()[..]);
             }
         }
     }

@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use nix::fcntl::OFlag;
 
-use crate::registry::{self, RegisteredFd};
+use crate::os::fds::{self, RegisteredFd};
+use crate::os::state::ProcessLocal;
 
 /// One generation of calls: readable once they are cancelled.
 pub(crate) struct Epoch {
@@ -32,32 +33,21 @@ impl Epoch {
     }
 }
 
-/// The shared state: the current epoch, made on first use.
-#[derive(Default)]
-pub(crate) struct State {
+/// The current epoch, made on first use.
+struct State {
     current: Option<Arc<Epoch>>,
 }
 
-impl State {
-    pub(crate) const fn new() -> Self {
-        State { current: None }
-    }
-
-    /// In a child (forked by rwt or by the user): the parent's epoch is not
-    /// ours. Its descriptors are registered, so an rwt child closes them.
-    pub(crate) fn forget(&mut self) {
-        if let Some(epoch) = self.current.take() {
-            std::mem::forget(epoch);
-        }
-    }
-}
+/// In a child (forked by rwt or by the user), the parent's epoch is not
+/// ours: its descriptors are registered, so an rwt child closes them.
+static STATE: ProcessLocal<State> = ProcessLocal::new(|_| State { current: None });
 
 fn new_epoch() -> Option<Arc<Epoch>> {
     // Made and registered under the descriptor list's lock, so no fork
     // sees it unregistered.
-    let mut fds = registry::fds();
+    let mut fds = fds::fds();
     let (read, write): (OwnedFd, OwnedFd) =
-        registry::pair_above_stdio(nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).ok()?)
+        fds::pair_above_stdio(nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).ok()?)
             .ok()?;
     Some(Arc::new(Epoch {
         read: RegisteredFd::new(&mut fds, read),
@@ -68,19 +58,19 @@ fn new_epoch() -> Option<Arc<Epoch>> {
 /// The epoch a call starting now belongs to (`None` only if no pipe could
 /// be made: such a call cannot be cancelled, but still runs).
 pub(crate) fn current() -> Option<Arc<Epoch>> {
-    if let Some(epoch) = registry::lock().cancel.current.clone() {
+    if let Some(epoch) = STATE.lock().current.clone() {
         return Some(epoch);
     }
     // Made without the state's lock held: registering it takes the
     // descriptor list's, which a fork in progress holds.
     let fresh = new_epoch();
-    let mut shared = registry::lock();
+    let mut state = STATE.lock();
     // Another thread may have made one meanwhile: theirs is kept (a
     // `kill_all` in between cancels a call of either).
-    if shared.cancel.current.is_none() {
-        shared.cancel.current = fresh;
+    if state.current.is_none() {
+        state.current = fresh;
     }
-    shared.cancel.current.clone()
+    state.current.clone()
 }
 
 /// Kills every child rwt started that is still running in a call (orphans
@@ -109,7 +99,7 @@ pub(crate) fn current() -> Option<Arc<Epoch>> {
 pub fn kill_all() {
     // The next call makes a fresh epoch (`current`); this one does not wait
     // to make it (registering it may wait for a fork in progress).
-    let old = registry::lock().cancel.current.take();
+    let old = STATE.lock().current.take();
     if let Some(old) = old {
         tracing::debug!(target: "rwt", "kill_all: cancelling the calls in flight");
         let _ = nix::unistd::write(old.write.fd(), &[1]);

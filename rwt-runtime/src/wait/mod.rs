@@ -1,0 +1,5 @@
+//! How a call waits: the deadline, the blocking `ppoll` waiter of sync
+//! calls, and the async waiter (tokio's reactor, or rwt's poller thread).
+
+pub(crate) mod async_wait;
+pub(crate) mod deadline;

@@ -1,0 +1,10 @@
+//! Every byte that crosses the process boundary: the MessagePack codec,
+//! the result frame, and the buffers they fill.
+
+pub(crate) mod bigbuf;
+#[cfg(unix)]
+pub(crate) mod codec;
+#[cfg(unix)]
+pub(crate) mod frame;
+#[cfg(unix)]
+pub(crate) mod protocol;
