@@ -204,9 +204,8 @@ pub(crate) fn rewrite_named(
 /// fn __rwt_run(args: &[u8]) -> ExecFrame {       // runs in the child
 ///     run_in_child::<(Box<str>, (u8, u8)), usize>(args, |(v0, v1)| __rwt_body(&*v0, v1), failed)
 /// }
-/// static __RWT_FN: ExecFn = ExecFn::new(function_id("path::count|(sig)|file:line:col|body hash"), __rwt_run);
-/// #[used] #[link_section = ".init_array.00200"]  // registers it before the entry runs
-/// static __RWT_REGISTER: extern "C" fn() = ...;
+/// register_exec_fn!(__rwt_run, "path::count|(sig)|file:line:col|body hash");
+///     // defines __RWT_FN and its constructor __RWT_REGISTER (see the runtime)
 /// call_exec(&options, "count", &__RWT_FN, &__RWT_REGISTER, &(&text, &__rwt_arg1), ExecMode::Exec)
 /// ```
 #[allow(clippy::too_many_arguments)] // the parts of one signature
@@ -302,21 +301,13 @@ fn exec_call(
         // helpers of two functions; the place in the source and the body's
         // text tell them apart. Twins that still collide (one macro_rules!
         // invocation writing the same item twice) are refused at run time.
-        static __RWT_FN: ::rwt::__private::ExecFn = ::rwt::__private::ExecFn::new(
-            ::rwt::__private::function_id(::core::concat!(
+        ::rwt::__private::register_exec_fn!(
+            __rwt_run,
+            ::core::concat!(
                 ::core::module_path!(), "::", #name, "|", #signature_text, "|",
                 ::core::file!(), ":", ::core::line!(), ":", ::core::column!(), "|", #body_hash
-            )),
-            __rwt_run,
+            )
         );
-        #[used]
-        #[unsafe(link_section = ".init_array.00200")]
-        static __RWT_REGISTER: extern "C" fn() = {
-            extern "C" fn __rwt_register() {
-                ::rwt::__private::register(&__RWT_FN)
-            }
-            __rwt_register
-        };
         #entry(#options, #name, &__RWT_FN, &__RWT_REGISTER, &(#(#sent,)*), #mode)#wait
     };
     (quote!(#(#outer_inputs),*), call)

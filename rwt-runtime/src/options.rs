@@ -228,46 +228,90 @@ pub(crate) struct Checked {
     pub output: Option<i32>,
 }
 
-/// What is wrong with a `secs` value, if anything. Shared by the run-time
-/// check and the macro's compile-time assertion for `secs = CONST`.
-pub const fn secs_problem(secs: f64) -> Option<&'static str> {
+/// What is wrong with a duration option (`secs`, `cpu`, `grace`): one
+/// rule each, in one place, for the run-time check and the compile-time
+/// check of `secs = CONST` ([`checked_secs`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Problem {
+    NotFinite,
+    NotPositive,
+    Negative,
+    BelowMin,
+    AboveMax,
+}
+
+impl Problem {
+    /// The rule the value breaks, as the error says it after the option's
+    /// name.
+    pub(crate) const fn message(self) -> &'static str {
+        match self {
+            Problem::NotFinite => "must be a finite number",
+            Problem::NotPositive => "must be greater than 0",
+            Problem::Negative => "must not be negative",
+            Problem::BelowMin => "must be at least 0.001 (1 ms)",
+            Problem::AboveMax => "must be at most 3155760000 (100 years)",
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+/// A `secs` value: finite, at least [`MIN_SECS`], at most [`MAX_SECS`].
+pub(crate) const fn secs_problem(secs: f64) -> Option<Problem> {
     if secs.is_nan() || secs.is_infinite() {
-        Some("must be a finite number")
+        Some(Problem::NotFinite)
     } else if secs <= 0.0 {
-        Some("must be greater than 0")
+        Some(Problem::NotPositive)
     } else if secs < MIN_SECS {
-        Some("must be at least 0.001 (1 ms)")
+        Some(Problem::BelowMin)
     } else if secs > MAX_SECS {
-        Some("must be at most 3155760000 (100 years)")
+        Some(Problem::AboveMax)
     } else {
         None
     }
 }
 
-/// What is wrong with a `cpu` value, if anything. Shared by the run-time
-/// check and the macro's.
-pub const fn cpu_problem(cpu: f64) -> Option<&'static str> {
+/// A `cpu` value: finite, above 0, at most [`MAX_SECS`].
+pub(crate) const fn cpu_problem(cpu: f64) -> Option<Problem> {
     if cpu.is_nan() || cpu.is_infinite() {
-        Some("must be a finite number")
+        Some(Problem::NotFinite)
     } else if cpu <= 0.0 {
-        Some("must be greater than 0")
+        Some(Problem::NotPositive)
     } else if cpu > MAX_SECS {
-        Some("must be at most 3155760000 (100 years)")
+        Some(Problem::AboveMax)
     } else {
         None
     }
 }
 
-/// What is wrong with a `grace` value, if anything.
-pub const fn grace_problem(grace: f64) -> Option<&'static str> {
+/// A `grace` value: finite, not negative, at most [`MAX_SECS`].
+pub(crate) const fn grace_problem(grace: f64) -> Option<Problem> {
     if grace.is_nan() || grace.is_infinite() {
-        Some("must be a finite number")
+        Some(Problem::NotFinite)
     } else if grace < 0.0 {
-        Some("must not be negative")
+        Some(Problem::Negative)
     } else if grace > MAX_SECS {
-        Some("must be at most 3155760000 (100 years)")
+        Some(Problem::AboveMax)
     } else {
         None
+    }
+}
+
+/// Checks `secs = CONST` at compile time: the generated code evaluates it
+/// in a `const`, so a value that breaks a rule fails the build with the
+/// rule (a const panic prints literals only: one arm per rule).
+#[track_caller]
+pub const fn checked_secs(secs: f64) -> f64 {
+    match secs_problem(secs) {
+        None => secs,
+        Some(Problem::NotFinite) => panic!("`secs` must be a finite number"),
+        Some(Problem::NotPositive | Problem::Negative) => panic!("`secs` must be greater than 0"),
+        Some(Problem::BelowMin) => panic!("`secs` must be at least 0.001 (1 ms)"),
+        Some(Problem::AboveMax) => panic!("`secs` must be at most 3155760000 (100 years)"),
     }
 }
 

@@ -22,7 +22,10 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType};
 use nix::unistd::Pid;
 use serde::de::DeserializeOwned;
 
-use crate::call::attempt::{self, Ended, Guarded};
+use crate::call::attempt;
+use crate::call::exchange::Stop;
+use crate::call::kill::Guarded;
+use crate::call::outcome::Ended;
 use crate::call::process::Child;
 use crate::options::Checked;
 use crate::os::fds::{self, RegisteredFd};
@@ -60,7 +63,7 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
                 child,
                 channel,
                 request,
-                attempt::Stop { deadline, cancel },
+                Stop { deadline, cancel },
             )
             .await
         }
@@ -185,7 +188,7 @@ pub(crate) fn spawn(
         .and_then(|()| nix::fcntl::fcntl(ours.fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)));
     if let Err(e) = sent {
         // Nobody would watch it: it goes now, not as a zombie.
-        let _ = attempt::kill_now(child, std::time::Duration::ZERO);
+        let _ = crate::call::kill::kill_now(child, std::time::Duration::ZERO);
         return Err(e.into());
     }
     Ok((child, ours))

@@ -2,6 +2,7 @@
 //! already holds the function and its arguments; only the result crosses,
 //! on a pipe. Watching, killing and reaping are [`watch`]'s.
 
+use std::future::Future;
 use std::io::{self, Write};
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, AsRawFd};
@@ -11,11 +12,15 @@ use nix::unistd::ForkResult;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::call::attempt::{self, Ended, Guarded};
+use crate::call::attempt;
+use crate::call::exchange::Stop;
+use crate::call::kill::Guarded;
+use crate::call::outcome::Ended;
 use crate::call::process::Child;
-use crate::call::retry::{self, Retry, Step};
+use crate::call::retry;
 use crate::child::body;
 use crate::options::Checked;
+use crate::os::cancel::Epoch;
 use crate::os::fds::{self, RegisteredFd};
 use crate::os::spawner;
 use crate::wait::async_wait::AsyncWaiter;
@@ -48,6 +53,47 @@ impl<F> Drop for Body<F> {
         // children take theirs, from their own copy, and never drop it).
         unsafe { ManuallyDrop::drop(&mut self.0) }
     }
+}
+
+/// Runs the body of a fork-mode `#[timeout]` function.
+///
+/// # Errors
+///
+/// As documented on `rwt::Error`.
+pub fn call_fork<R, F>(
+    options: &Options,
+    function: &'static str,
+    body: F,
+    failed: fn(&R) -> bool,
+) -> Result<R, Error>
+where
+    F: FnOnce() -> R,
+    R: crate::checks::CrossesProcesses,
+{
+    call(options, function, body, failed)
+}
+
+/// Runs the body of a fork-mode `async` `#[timeout]` function: `body`
+/// runs the async body to completion in the child. The child is forked
+/// by rwt's spawner thread (so `body` must be `Send`); the returned
+/// future waits without blocking its thread, and dropping it kills the
+/// child.
+///
+/// # Errors
+///
+/// As documented on `rwt::Error`.
+pub fn call_fork_async<R, F>(
+    options: &Options,
+    function: &'static str,
+    body: F,
+    failed: fn(&R) -> bool,
+) -> impl Future<Output = Result<R, Error>>
+where
+    F: FnOnce() -> R + Send,
+    R: crate::checks::CrossesProcesses,
+{
+    let options = options.clone();
+    async move { call_async(&options, function, body, failed).await }
 }
 
 /// Runs `body` in forked children with `options`, retrying as they say.
@@ -106,18 +152,41 @@ where
     F: FnOnce() -> R + Send,
     R: Serialize + DeserializeOwned,
 {
-    let mut body = Body::new(body);
-    let mut retry = Retry::new(options, function)?;
-    loop {
-        retry.start();
-        let (opts, cancel) = (retry.opts(), retry.cancel());
+    let attempts = AsyncAttempts {
+        body: Body::new(body),
+        function,
+        failed,
+    };
+    let call = retry::drive(options, function, attempts);
+    call.await.map(|(value, _)| value)
+}
+
+/// The attempts of an async fork-mode call.
+struct AsyncAttempts<'a, R, F> {
+    body: Body<F>,
+    function: &'a str,
+    failed: fn(&R) -> bool,
+}
+
+impl<R, F> retry::Attempt<R> for AsyncAttempts<'_, R, F>
+where
+    F: FnOnce() -> R + Send,
+    R: Serialize + DeserializeOwned,
+{
+    async fn attempt(&mut self, opts: &Checked, cancel: Option<&Epoch>) -> Ended<R> {
         let deadline = Deadline::after(opts.secs);
-        let (kill, limits, output, body) = (opts.kill, opts.limits, opts.output, &mut body);
+        let (kill, limits, output) = (opts.kill, opts.limits, opts.output);
+        let (body, failed) = (&mut self.body, self.failed);
         let started = spawner::run(move || spawn(kill, limits, output, body, failed));
-        let outcome = attempt(&mut AsyncWaiter, function, opts, cancel, deadline, started).await;
-        if let Step::Done(result) = retry.record(outcome) {
-            return result;
-        }
+        attempt(
+            &mut AsyncWaiter,
+            self.function,
+            opts,
+            cancel,
+            deadline,
+            started,
+        )
+        .await
     }
 }
 
@@ -145,7 +214,7 @@ where
                 child,
                 read,
                 outgoing,
-                attempt::Stop { deadline, cancel },
+                Stop { deadline, cancel },
             )
             .await
         }
@@ -235,7 +304,7 @@ where
             }
             if let Err(e) = nix::fcntl::fcntl(read.fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)) {
                 // Nobody would watch it: it goes now, not as a zombie.
-                let _ = attempt::kill_now(child, std::time::Duration::ZERO);
+                let _ = crate::call::kill::kill_now(child, std::time::Duration::ZERO);
                 return Err(e.into());
             }
             Ok((child, read))

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::call::attempt::{Ended, Outcome};
+use crate::call::outcome::{Ended, Outcome};
 use crate::options::Checked;
 use crate::os::cancel::Epoch;
 use crate::os::stuck::Stuck;
@@ -22,7 +22,7 @@ enum Failure {
 /// The retry policy of one call, whatever the mode and whether the caller
 /// waits or awaits: [`Retry::next`] says whether to make another attempt,
 /// [`Retry::record`] takes its outcome.
-pub(crate) struct Retry<'a> {
+struct Retry<'a> {
     function: &'a str,
     opts: Checked,
     /// The `kill_all` epoch of the call, taken once when it starts: a
@@ -37,7 +37,7 @@ pub(crate) struct Retry<'a> {
 }
 
 /// What comes after an attempt.
-pub(crate) enum Step<R> {
+enum Step<R> {
     /// Make another one.
     Again,
     /// The call is over.
@@ -46,7 +46,7 @@ pub(crate) enum Step<R> {
 
 impl<'a> Retry<'a> {
     /// Checks `options`: an invalid one ends the call before any attempt.
-    pub(crate) fn new(options: &Options, function: &'a str) -> Result<Self, Error> {
+    fn new(options: &Options, function: &'a str) -> Result<Self, Error> {
         Ok(Retry {
             function,
             opts: options.check()?,
@@ -59,17 +59,17 @@ impl<'a> Retry<'a> {
     }
 
     /// The options of the next attempt (every attempt has the same).
-    pub(crate) fn opts(&self) -> &Checked {
+    fn opts(&self) -> &Checked {
         &self.opts
     }
 
     /// The call's `kill_all` epoch, the same for every attempt.
-    pub(crate) fn cancel(&self) -> Option<&Epoch> {
+    fn cancel(&self) -> Option<&Epoch> {
         self.cancel.as_deref()
     }
 
     /// Counts the attempt about to be made.
-    pub(crate) fn start(&mut self) {
+    fn start(&mut self) {
         self.attempt += 1;
         if self.attempt > 1 {
             tracing::debug!(target: "rwt", function = self.function, attempt = self.attempt, "retrying");
@@ -77,12 +77,12 @@ impl<'a> Retry<'a> {
     }
 
     /// What the child of the attempt recorded last used, if it was reaped.
-    pub(crate) fn usage(&self) -> Option<Usage> {
+    fn usage(&self) -> Option<Usage> {
         self.usage
     }
 
     /// Takes the outcome of the attempt just made.
-    pub(crate) fn record<R>(&mut self, ended: Ended<R>) -> Step<R> {
+    fn record<R>(&mut self, ended: Ended<R>) -> Step<R> {
         let function = self.function;
         let last_try = self.attempt >= self.opts.ntries;
         self.usage = ended.usage;
@@ -125,6 +125,16 @@ impl<'a> Retry<'a> {
                     orphans: std::mem::take(&mut self.orphans),
                     usage,
                 }));
+            }
+            Outcome::Lost => {
+                return Step::Done(Err(Error::Crashed {
+                    function: function.to_owned(),
+                    signal: None,
+                    exit_code: None,
+                    attempts: self.attempt,
+                    orphans: std::mem::take(&mut self.orphans),
+                    usage,
+                }))
             }
             // Out of processes or descriptors: retrying at once would only
             // make it worse.
@@ -186,20 +196,45 @@ impl<'a> Retry<'a> {
     }
 }
 
-/// Makes attempts with `options`, retrying as they say, whatever the mode:
-/// `attempt_once` runs one. With the value comes what the last attempt's
-/// child used, if it was reaped.
-pub(crate) fn run<R>(
+/// One attempt of a call, in whichever mode: what [`drive`] repeats.
+pub(crate) trait Attempt<R> {
+    /// Runs one attempt with the call's checked options and its
+    /// `kill_all` epoch.
+    async fn attempt(&mut self, opts: &Checked, cancel: Option<&Epoch>) -> Ended<R>;
+}
+
+/// The one retry driver, for every mode and for commands: makes attempts
+/// with `options`, retrying as they say. With the value comes what the
+/// last attempt's child used, if it was reaped.
+pub(crate) async fn drive<R>(
     options: &Options,
     function: &str,
-    mut attempt_once: impl FnMut(&Checked, Option<&Epoch>) -> Ended<R>,
+    mut attempts: impl Attempt<R>,
 ) -> Result<(R, Option<Usage>), Error> {
     let mut retry = Retry::new(options, function)?;
     loop {
         retry.start();
-        let ended = attempt_once(retry.opts(), retry.cancel());
+        let ended = attempts.attempt(retry.opts(), retry.cancel()).await;
         if let Step::Done(result) = retry.record(ended) {
             return result.map(|value| (value, retry.usage()));
         }
     }
+}
+
+/// Attempts that never wait on a future (sync callers, whose waits block).
+pub(crate) struct Blocking<F>(pub(crate) F);
+
+impl<R, F: FnMut(&Checked, Option<&Epoch>) -> Ended<R>> Attempt<R> for Blocking<F> {
+    async fn attempt(&mut self, opts: &Checked, cancel: Option<&Epoch>) -> Ended<R> {
+        (self.0)(opts, cancel)
+    }
+}
+
+/// [`drive`] for sync callers.
+pub(crate) fn run<R>(
+    options: &Options,
+    function: &str,
+    attempt: impl FnMut(&Checked, Option<&Epoch>) -> Ended<R>,
+) -> Result<(R, Option<Usage>), Error> {
+    crate::wait::deadline::block_now(drive(options, function, Blocking(attempt)))
 }

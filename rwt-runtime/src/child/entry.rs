@@ -1,8 +1,9 @@
-//! Exec mode, the child's side: the entry that runs before `main`, and the
-//! registry of functions it can run.
+//! Exec mode, the child's side: the entry that runs before `main` and
+//! authenticates the caller.
 //!
-//! Every exec-mode function registers itself from a constructor placed in
-//! `.init_array.00200`; the entry is a constructor in plain `.init_array`,
+//! Every exec-mode function registers itself ([`crate::child::functions`])
+//! from a constructor placed in `.init_array.00200`; the entry is a
+//! constructor in plain `.init_array`,
 //! which the linker places after every prioritised one (and after std's own
 //! at `.00099`), so the registry is complete when it runs, and libtest or the
 //! user's `main` never start in a child.
@@ -30,190 +31,14 @@ use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
-use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, Ordering};
 
 use nix::sys::socket::{getsockopt, sockopt};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use crate::child::body;
-use crate::wire::codec;
-use crate::wire::frame::{self, Kind};
+use crate::child::serve::{reply_and_leave, serve_requests};
 use crate::wire::protocol::{
-    decode_request, exe_identity, nonce_hex, Handshake, ARGS_LIMIT, CHANNEL_FD, ENV, EXIT_INTERNAL,
-    EXIT_REFUSED, REQUEST_LEN,
+    exe_identity, nonce_hex, Handshake, CHANNEL_FD, ENV, EXIT_INTERNAL, EXIT_REFUSED,
 };
-
-/// A frame built in the child: what it sends back.
-pub struct ExecFrame(Kind, Vec<u8>);
-
-/// One exec-mode function, as the generated code registers it.
-pub struct ExecFn {
-    id: u64,
-    run: fn(&[u8]) -> ExecFrame,
-    next: AtomicPtr<ExecFn>,
-    /// Whether it lives in the main executable: 0 unknown, 1 yes, 2 no.
-    in_main: AtomicU8,
-    /// Another registered function has the same id: neither may run.
-    ambiguous: AtomicBool,
-}
-
-impl ExecFn {
-    /// A registry entry for the function with this id.
-    pub const fn new(id: u64, run: fn(&[u8]) -> ExecFrame) -> Self {
-        ExecFn {
-            id,
-            run,
-            next: AtomicPtr::new(ptr::null_mut()),
-            in_main: AtomicU8::new(0),
-            ambiguous: AtomicBool::new(false),
-        }
-    }
-
-    /// The function's stable id.
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
-    /// Does another registered function share this one's id? Then a child
-    /// could not tell which to run, and neither is called.
-    pub(crate) fn is_ambiguous(&self) -> bool {
-        self.ambiguous.load(Ordering::Acquire)
-    }
-}
-
-/// Head of the registry: a list of `'static` entries, pushed by
-/// constructors, never popped.
-static REGISTRY: AtomicPtr<ExecFn> = AtomicPtr::new(ptr::null_mut());
-
-/// Adds `f` to the registry (from its constructor). An entry whose id is
-/// already taken by another marks both as ambiguous: calls of either fail
-/// with `Error::Spawn` instead of running a function that was not called.
-pub fn register(f: &'static ExecFn) {
-    let node = ptr::from_ref(f).cast_mut();
-    let mut head = REGISTRY.load(Ordering::Acquire);
-    loop {
-        if head == node {
-            return;
-        }
-        f.next.store(head, Ordering::Relaxed);
-        match REGISTRY.compare_exchange_weak(head, node, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) => break,
-            Err(now) => head = now,
-        }
-    }
-    // Everything registered before `f` is behind it: of two entries with one
-    // id, the later one finds the earlier.
-    for other in entries(head).filter(|other| other.id == f.id) {
-        other.ambiguous.store(true, Ordering::Release);
-        f.ambiguous.store(true, Ordering::Release);
-    }
-}
-
-/// The registry from `at` on.
-fn entries(mut at: *mut ExecFn) -> impl Iterator<Item = &'static ExecFn> {
-    std::iter::from_fn(move || {
-        // SAFETY: every pointer in the list comes from a `&'static ExecFn`
-        // (see `register`); entries are never removed.
-        let f = unsafe { at.as_ref() }?;
-        at = f.next.load(Ordering::Acquire);
-        Some(f)
-    })
-}
-
-fn find(id: u64) -> Option<&'static ExecFn> {
-    entries(REGISTRY.load(Ordering::Acquire)).find(|f| f.id == id)
-}
-
-/// Is `f` part of the main executable (not of a library loaded with
-/// `dlopen`)? A child is a fresh run of the main executable: a function
-/// that lives elsewhere cannot be found there.
-pub(crate) fn in_main_executable(f: &'static ExecFn) -> bool {
-    match f.in_main.load(Ordering::Relaxed) {
-        1 => return true,
-        2 => return false,
-        _ => {}
-    }
-    let found = find_in_main_executable(f);
-    f.in_main
-        .store(if found { 1 } else { 2 }, Ordering::Relaxed);
-    found
-}
-
-fn find_in_main_executable(f: &'static ExecFn) -> bool {
-    use nix::libc::{dl_iterate_phdr, dl_phdr_info, size_t, PT_LOAD};
-    use std::ffi::c_void;
-
-    struct Query {
-        addr: usize,
-        found: bool,
-    }
-
-    unsafe extern "C" fn first_object(
-        info: *mut dl_phdr_info,
-        _size: size_t,
-        data: *mut c_void,
-    ) -> nix::libc::c_int {
-        // SAFETY: dl_iterate_phdr passes a valid info for the duration of
-        // the call, and `data` is the `Query` given below.
-        let (info, query) = unsafe { (&*info, &mut *data.cast::<Query>()) };
-        // SAFETY: dlpi_phdr points at dlpi_phnum program headers.
-        let headers =
-            unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) };
-        for h in headers.iter().filter(|h| h.p_type == PT_LOAD) {
-            let start = info.dlpi_addr as usize + h.p_vaddr as usize;
-            if (start..start + h.p_memsz as usize).contains(&query.addr) {
-                query.found = true;
-            }
-        }
-        1 // the main program comes first: stop after it
-    }
-
-    let mut query = Query {
-        addr: ptr::from_ref(f) as usize,
-        found: false,
-    };
-    // SAFETY: the callback matches dl_iterate_phdr's contract and only reads
-    // what it is given; `query` outlives the call.
-    unsafe { dl_iterate_phdr(Some(first_object), ptr::from_mut(&mut query).cast()) };
-    query.found
-}
-
-/// The stable id of a function: FNV-1a of its path and signature.
-pub const fn function_id(text: &str) -> u64 {
-    let bytes = text.as_bytes();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut i = 0;
-    while i < bytes.len() {
-        hash ^= bytes[i] as u64;
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-        i += 1;
-    }
-    hash
-}
-
-/// Runs an exec-mode function in the child: decodes its arguments to its
-/// own types, calls it, and builds the frame of the outcome.
-pub fn run_in_child<A, R>(
-    args: &[u8],
-    body: impl FnOnce(A) -> R,
-    failed: fn(&R) -> bool,
-) -> ExecFrame
-where
-    A: DeserializeOwned,
-    R: Serialize,
-{
-    let args: A = match rmp_serde::from_slice(args) {
-        Ok(a) => a,
-        Err(e) => {
-            let detail = format!("the child could not decode the arguments: {e}");
-            return ExecFrame(Kind::EncodeError, detail.into_bytes());
-        }
-    };
-    let (kind, bytes) = body::call(move || body(args), failed, CHANNEL_FD, codec::encode);
-    ExecFrame(kind, bytes)
-}
 
 #[used]
 #[unsafe(link_section = ".init_array")]
@@ -244,12 +69,6 @@ fn refuse(reason: &str) -> ! {
         "rwt: this process was started with {ENV} set, but {reason}; \
          refusing to run (exit code {EXIT_REFUSED})"
     );
-    body::exit_now(EXIT_REFUSED)
-}
-
-/// Sends the caller a reason it reports as `Error::Codec`, and leaves.
-fn reply_and_leave(channel: &impl std::os::fd::AsFd, detail: &str) -> ! {
-    let _ = frame::write_frame(channel, Kind::EncodeError, detail.as_bytes());
     body::exit_now(EXIT_REFUSED)
 }
 
@@ -325,151 +144,6 @@ fn serve(value: OsString) -> std::convert::Infallible {
         &nix::sys::time::TimeVal::new(0, 0),
     );
     serve_requests(channel, hs.pool)
-}
-
-/// A worker keeps its request buffer and its result buffer for the next
-/// call, each up to this size (larger ones are freed after the call): a
-/// payload that comes again finds its memory already mapped, instead of
-/// paying a page fault per page. Idle workers retire, and their memory with
-/// them.
-const KEEP_LIMIT: usize = 64 << 20;
-
-/// Serves requests, one at a time: an exec child one, a pool worker until
-/// its channel closes (the caller retired it, or died). A request is a
-/// function id and the arguments' length (little-endian `u64`s), then the
-/// arguments; each answer is a result frame. In a worker, statics live on
-/// between calls; processes a call started do not (see `descendants`).
-fn serve_requests(channel: OwnedFd, pool: bool) -> ! {
-    crate::os::panic_hook::ensure_panic_hook();
-    if pool {
-        // Descendants that lose their parent come to the worker, to be
-        // reaped.
-        let _ = nix::sys::prctl::set_child_subreaper(true);
-        body::serve_many();
-    }
-    let mut stream = std::os::unix::net::UnixStream::from(channel);
-    // What a call may leave behind is compared with this after each call;
-    // without it the worker serves one call.
-    let mut baseline = if pool {
-        // What every async call's runtime sets up once per process (with
-        // tokio: its global signal pipe, if a crate enables that) belongs
-        // to the baseline, not to the first call.
-        #[cfg(feature = "tokio")]
-        crate::child::executor::block_on(async {});
-        crate::child::leftovers::Baseline::take()
-    } else {
-        None
-    };
-    // Reused from call to call (zeroed once): a small request arrives in
-    // one read.
-    let mut buf: Vec<u8> = vec![0; 64 * 1024];
-    loop {
-        let mut filled = 0;
-        if read_at_least(&mut stream, &mut buf, &mut filled, REQUEST_LEN).is_err() {
-            body::exit_now(0);
-        }
-        let mut head = [0u8; REQUEST_LEN];
-        head.copy_from_slice(&buf[..REQUEST_LEN]);
-        let (id, len, limits) = decode_request(&head);
-        if len > ARGS_LIMIT {
-            reply_and_leave(
-                &stream,
-                &format!("arguments of {len} bytes exceed the limit of {ARGS_LIMIT} bytes"),
-            );
-        }
-        let total = REQUEST_LEN + usize::try_from(len).unwrap_or(usize::MAX - REQUEST_LEN);
-        if read_at_least(&mut stream, &mut buf, &mut filled, total).is_err() {
-            body::exit_now(0);
-        }
-        let f = match find(id) {
-            Some(f) if !f.is_ambiguous() => f,
-            Some(_) => reply_and_leave(
-                &stream,
-                &format!("two exec-mode functions share the id {id:#018x}: ambiguous, not run"),
-            ),
-            None => reply_and_leave(
-                &stream,
-                &format!("no exec-mode function with id {id:#018x} in this binary"),
-            ),
-        };
-        // Whatever the last call did to SIGTERM, this one starts with the
-        // default: the kill ladder relies on it.
-        body::reset_sigterm();
-        // The limits cover decoding the arguments, the call and encoding
-        // its value; what they changed is put back before the worker's
-        // state is compared with its baseline.
-        // Setting the environment variable back moved it in memory: the
-        // worker's baseline is taken again, before the call.
-        if limits.memory.is_some() && crate::child::limits::quiet_oom_backtrace() && pool {
-            // The old one's descriptors go first: the new one must not
-            // count them.
-            drop(baseline.take());
-            baseline = crate::child::leftovers::Baseline::take();
-        }
-        let armed = match limits.arm(CHANNEL_FD) {
-            Ok(armed) => armed,
-            // Not run without a limit it was given.
-            Err(why) => reply_and_leave(&stream, why),
-        };
-        let ExecFrame(kind, bytes) = (f.run)(&buf[REQUEST_LEN..total]);
-        drop(armed);
-        // Whether every process the call started is gone.
-        let mut clean = true;
-        if pool {
-            if buf.len() > KEEP_LIMIT {
-                buf = vec![0; 64 * 1024];
-            }
-            clean = crate::child::descendants::reap_all();
-        }
-        let _ = std::io::stdout().flush();
-        // An exec child serves one call; a worker whose function panicked
-        // or could not encode its value is not used again (the caller
-        // retires it on those kinds).
-        let served = matches!(kind, Kind::Value | Kind::Failed);
-        if frame::write_frame(&stream, kind, &bytes).is_err() || !pool || !served {
-            body::exit_now(0);
-        }
-        // Checked once the answer is out, while the caller decodes it. A
-        // worker that cannot be put back as it was says so, before reading
-        // the next request, and leaves. So does one with a child it could
-        // not end.
-        if !clean
-            || !baseline
-                .as_mut()
-                .is_some_and(crate::child::leftovers::Baseline::restore)
-        {
-            let _ = frame::write_frame(&stream, Kind::Leaving, &[]);
-            body::exit_now(0);
-        }
-        if bytes.capacity() <= KEEP_LIMIT {
-            codec::encode_next_into(bytes);
-        }
-    }
-}
-
-/// Reads from `stream` until `buf[..*filled]` holds at least `want` bytes,
-/// moving what it holds to a larger zeroed buffer if it is too small (a
-/// fresh `calloc` block: no `memset`, and huge pages when large).
-fn read_at_least(
-    stream: &mut std::os::unix::net::UnixStream,
-    buf: &mut Vec<u8>,
-    filled: &mut usize,
-    want: usize,
-) -> std::io::Result<()> {
-    if buf.len() < want {
-        let mut larger = crate::wire::bigbuf::zeroed(want);
-        larger[..*filled].copy_from_slice(&buf[..*filled]);
-        *buf = larger;
-    }
-    while *filled < want {
-        match stream.read(&mut buf[*filled..]) {
-            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => *filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// `1:<32 hex digits>` → the nonce's hex digits.

@@ -11,9 +11,13 @@ pub(crate) mod descendants;
 pub(crate) mod entry;
 pub(crate) mod executor;
 #[cfg(target_os = "linux")]
+pub(crate) mod functions;
+#[cfg(target_os = "linux")]
 pub(crate) mod leftovers;
 #[cfg(target_os = "linux")]
 pub(crate) mod limits;
+#[cfg(target_os = "linux")]
+pub(crate) mod serve;
 
 /// Off Linux, no limit is armed (the runtime refuses them there).
 #[cfg(not(target_os = "linux"))]

@@ -27,7 +27,10 @@ use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 
-use crate::call::attempt::{self, Ended, Guarded, Outcome};
+use crate::call::attempt;
+use crate::call::exchange::Stop;
+use crate::call::kill::Guarded;
+use crate::call::outcome::{Ended, Outcome};
 use crate::call::process::Child;
 use crate::call::reaper;
 use crate::options::Checked;
@@ -158,7 +161,7 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
         let Worker { child, channel, .. } = worker;
         let busy = Busy::start();
         let mut child = Guarded::new(child);
-        let (waited, reader) = attempt::exchange(
+        let (waited, reader) = crate::call::exchange::exchange(
             waiter,
             child.child(),
             channel.fd(),
@@ -167,11 +170,13 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
                 args,
             ),
             opts.result_limit,
-            attempt::Stop { deadline, cancel },
+            Stop { deadline, cancel },
             true,
         )
         .await;
-        if matches!(waited, attempt::Waited::Frame) && reader.kind() == Some(Kind::Leaving) {
+        if matches!(waited, crate::call::outcome::Waited::Frame)
+            && reader.kind() == Some(Kind::Leaving)
+        {
             // The worker's last call left something behind: it retires
             // without reading this request, which another worker serves,
             // within the same deadline.
@@ -217,7 +222,7 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
         }
         if let Some(Worker { child, channel, .. }) = failed {
             drop(channel);
-            ended.usage = attempt::finish(waiter, child, opts.kill).await;
+            ended.usage = crate::call::kill::finish(waiter, child, opts.kill).await;
         }
         // The worker's CPU time and peak memory are its life's; the wall
         // time is this call's.

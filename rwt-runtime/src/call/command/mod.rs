@@ -12,19 +12,25 @@
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::process::{CommandExt as _, ExitStatusExt};
-use std::process::{Command, ExitStatus, Output, Stdio};
+use std::process::{ChildStderr, ChildStdout, Command, ExitStatus, Output, Stdio};
+use std::time::Duration;
 
-use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag};
 
 use nix::unistd::Pid;
 
-use crate::call::attempt;
+use crate::call::kill;
+use crate::call::outcome::{Ended, Outcome};
 use crate::call::process::{Child, Status, FALLBACK_STEP};
-use crate::call::reaper;
+use crate::call::{reaper, retry};
 use crate::options::Checked;
+use crate::os::cancel::Epoch;
 use crate::wait::deadline::{self, Deadline};
 use crate::{Error, Options};
+
+mod output;
+
+use output::{Drained, Sink};
 
 /// Runs a [`Command`] with a deadline. Implemented for
 /// `std::process::Command`.
@@ -149,20 +155,6 @@ fn describe(cmd: &Command) -> String {
     text
 }
 
-/// How one attempt ended.
-enum Ended {
-    Exited(ExitStatus),
-    Timeout {
-        orphan: Option<u32>,
-        stuck: Option<crate::os::stuck::Stuck>,
-        usage: Option<crate::os::usage::Usage>,
-    },
-    Lost,
-    Cancelled,
-    /// The captured output passed `output_limit`; the command was killed.
-    Flood,
-}
-
 fn run(
     cmd: &mut Command,
     options: &Options,
@@ -177,89 +169,78 @@ fn run(
             detail: "`memory` and `cpu` limits apply to functions, not to commands".into(),
         });
     }
-    // Taken once, as the call starts: a `kill_all` between two attempts
-    // cancels it too.
-    let cancel = crate::os::cancel::current();
     let function = describe(cmd);
     cmd.process_group(0);
-    let mut orphans = Vec::new();
-    let mut last = (None, None);
-    for attempt in 1..=opts.ntries {
-        if attempt > 1 {
-            tracing::debug!(target: "rwt", function, attempt, "retrying");
-        }
-        let ended = attempt_once(
-            cmd,
-            &opts,
-            cancel.as_deref(),
-            &function,
-            output.as_deref_mut(),
-        )
-        .map_err(|source| Error::Spawn {
-            function: function.clone(),
-            source,
-        })?;
-        match ended {
-            Ended::Exited(status) => return Ok(status),
-            Ended::Lost => {
-                return Err(Error::Crashed {
-                    function,
-                    signal: None,
-                    exit_code: None,
-                    attempts: attempt,
-                    orphans,
-                    usage: None,
-                })
-            }
-            Ended::Timeout {
-                orphan,
-                stuck,
-                usage,
-            } => {
-                orphans.extend(orphan);
-                last = (stuck, usage);
-            }
-            Ended::Cancelled => {
-                return Err(Error::Cancelled {
-                    function,
-                    usage: None,
-                })
-            }
-            Ended::Flood => {
-                return Err(Error::Codec {
-                    detail: format!(
-                        "the command wrote more than {} bytes to stdout and stderr \
-                         (output_limit); it was killed",
-                        opts.output_limit
-                    ),
-                    function,
-                    usage: None,
-                })
-            }
-        }
+    // The call's epoch is taken once, as it starts: a `kill_all` between
+    // two attempts cancels it too.
+    let attempt = |opts: &Checked, cancel: Option<&Epoch>| {
+        attempt(cmd, opts, cancel, &function, output.as_deref_mut())
+            .unwrap_or_else(|source| Outcome::Spawn(source).into())
+    };
+    retry::run(options, &function, attempt).map(|(status, _)| status)
+}
+
+/// One attempt: start the command, read what it writes while waiting for
+/// its end, the deadline or `kill_all`, and deal with it.
+fn attempt(
+    cmd: &mut Command,
+    opts: &Checked,
+    cancel: Option<&Epoch>,
+    function: &str,
+    output: Option<&mut Output>,
+) -> io::Result<Ended<ExitStatus>> {
+    let deadline = Deadline::after(opts.secs);
+    let (mut child, stdout, stderr) = start(cmd, function)?;
+    let mut pipes: Vec<(BorrowedFd<'_>, bool)> = Vec::new();
+    if let Some(p) = &stdout {
+        pipes.push((p.as_fd(), true));
     }
-    Err(Error::Timeout {
-        function,
-        secs: opts.secs_f64,
-        attempts: opts.ntries,
-        killed: opts.kill,
-        orphans,
-        stuck: last.0.map(Box::new),
-        usage: last.1.map(Box::new),
+    if let Some(p) = &stderr {
+        pipes.push((p.as_fd(), false));
+    }
+    let mut sink = Sink {
+        output,
+        taken: 0,
+        limit: opts.output_limit,
+    };
+    let watched = match watch(&mut child, &mut pipes, &mut sink, deadline, cancel) {
+        Ok(watched) => watched,
+        Err(e) => {
+            // It would be left unwatched: it goes now, not as a zombie.
+            let _ = kill::kill_now(child, Duration::ZERO);
+            return Err(e);
+        }
+    };
+    let pid = child.pid();
+    Ok(match watched {
+        Watched::Ended => ended(child.reap()).into(),
+        Watched::Flood => {
+            tracing::debug!(target: "rwt", function, pid, "output over the limit, killing");
+            let _ = kill::kill_now(child, Duration::ZERO);
+            Outcome::Codec(format!(
+                "the command wrote more than {} bytes to stdout and stderr (output_limit); \
+                 it was killed",
+                opts.output_limit
+            ))
+            .into()
+        }
+        Watched::Cancelled => {
+            tracing::debug!(target: "rwt", function, pid, "cancelled, killing");
+            let _ = kill::kill_now(child, Duration::ZERO);
+            Outcome::Cancelled.into()
+        }
+        Watched::Late => timed_out(child, opts, function),
     })
 }
 
-fn attempt_once(
+/// Starts the command, its pipes (if captured) non-blocking.
+fn start(
     cmd: &mut Command,
-    opts: &Checked,
-    cancel: Option<&crate::os::cancel::Epoch>,
     function: &str,
-    output: Option<&mut Output>,
-) -> io::Result<Ended> {
-    let deadline = Deadline::after(opts.secs);
+) -> io::Result<(Child, Option<ChildStdout>, Option<ChildStderr>)> {
     let mut spawned = cmd.spawn()?;
     let pid = Pid::from_raw(i32::try_from(spawned.id()).map_err(|_| io::Error::other("pid"))?);
-    let mut child = Child::adopt(pid);
+    let child = Child::adopt(pid);
     tracing::debug!(target: "rwt", function, pid = child.pid(), "command started");
     let stdout = spawned.stdout.take();
     let stderr = spawned.stderr.take();
@@ -274,51 +255,52 @@ fn attempt_once(
     {
         if let Err(e) = nix::fcntl::fcntl(pipe, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)) {
             // Nobody would watch it: it goes now, not as a zombie.
-            let _ = attempt::kill_now(child, std::time::Duration::ZERO);
+            let _ = kill::kill_now(child, Duration::ZERO);
             return Err(e.into());
         }
     }
-    let mut pipes: Vec<(BorrowedFd<'_>, bool)> = Vec::new();
-    if let Some(p) = &stdout {
-        pipes.push((p.as_fd(), true));
-    }
-    if let Some(p) = &stderr {
-        pipes.push((p.as_fd(), false));
-    }
-    let mut sink = Sink {
-        output,
-        taken: 0,
-        limit: opts.output_limit,
-    };
+    Ok((child, stdout, stderr))
+}
+
+/// How watching a command ended.
+enum Watched {
+    /// It ended on its own (even if the deadline has just passed too).
+    Ended,
+    /// The deadline passed first.
+    Late,
+    /// `kill_all` ran.
+    Cancelled,
+    /// The captured output passed `output_limit`.
+    Flood,
+}
+
+/// Reads the pipes until the command ends, the deadline passes, `kill_all`
+/// runs or the output passes its cap.
+fn watch(
+    child: &mut Child,
+    pipes: &mut Vec<(BorrowedFd<'_>, bool)>,
+    sink: &mut Sink<'_>,
+    deadline: Deadline,
+    cancel: Option<&Epoch>,
+) -> io::Result<Watched> {
     let mut buf = vec![0u8; 64 * 1024];
-    // An error past this point would leave the command unwatched: it is
-    // killed and reaped first.
-    macro_rules! or_kill {
-        ($result:expr) => {
-            match $result {
-                Ok(value) => value,
-                Err(e) => {
-                    let _ = attempt::kill_now(child, std::time::Duration::ZERO);
-                    return Err(e.into());
-                }
-            }
-        };
-    }
     loop {
-        let mut drained = or_kill!(drain(&mut pipes, &mut buf, &mut sink));
+        let mut drained = output::drain(pipes, &mut buf, sink)?;
         if drained != Drained::Flood && (child.has_exited() || deadline.passed()) {
             // What the command wrote before it ended is still in the pipes
             // (at most a pipe's size, which one pass reads); a grandchild
             // that goes on writing is not waited for.
-            drained = or_kill!(drain(&mut pipes, &mut buf, &mut sink));
+            drained = output::drain(pipes, &mut buf, sink)?;
             if drained != Drained::Flood {
-                break;
+                return Ok(if child.has_exited() {
+                    Watched::Ended
+                } else {
+                    Watched::Late
+                });
             }
         }
         if drained == Drained::Flood {
-            tracing::debug!(target: "rwt", function, pid = child.pid(), "output over the limit, killing");
-            let _ = attempt::kill_now(child, std::time::Duration::ZERO);
-            return Ok(Ended::Flood);
+            return Ok(Watched::Flood);
         }
         let mut fds: Vec<BorrowedFd<'_>> = pipes.iter().map(|(fd, _)| *fd).collect();
         let exit_fd = child.exit_fd();
@@ -332,17 +314,15 @@ fn attempt_once(
         if let Some(epoch) = cancel {
             fds.push(epoch.fd());
         }
-        let ready = or_kill!(deadline::wait_any(&fds, until));
+        let ready = deadline::wait_any(&fds, until)?;
         if cancel.is_some() && ready.last() == Some(&true) {
-            tracing::debug!(target: "rwt", function, pid = child.pid(), "cancelled, killing");
-            let _ = attempt::kill_now(child, std::time::Duration::ZERO);
-            return Ok(Ended::Cancelled);
+            return Ok(Watched::Cancelled);
         }
     }
-    if child.has_exited() {
-        // It ended on its own, even if the deadline has just passed too.
-        return Ok(ended(child.reap()));
-    }
+}
+
+/// The deadline passed: the kill ladder, or (`kill = false`) an orphan.
+fn timed_out(child: Child, opts: &Checked, function: &str) -> Ended<ExitStatus> {
     let pid = child.pid();
     // Not reaped (nor lost to someone else's reap): the number is still
     // its own.
@@ -353,123 +333,36 @@ fn attempt_once(
     if !opts.kill {
         tracing::debug!(target: "rwt", function, pid, "timed out, left running as an orphan");
         reaper::adopt(child);
-        return Ok(Ended::Timeout {
+        return Outcome::Timeout {
             orphan: Some(pid),
             stuck,
-            usage: None,
-        });
+        }
+        .into();
     }
     tracing::debug!(target: "rwt", function, pid, "timed out, killing");
-    let reaped = attempt::kill_now(child, opts.grace);
+    let reaped = kill::kill_now(child, opts.grace);
     // After SIGKILL alone, an exit status means the command beat the kill:
     // it exited. Once SIGTERM was sent, how it ended is our doing.
-    Ok(match reaped {
+    match reaped {
         Some((Status::Exited(code), _)) if opts.grace.is_zero() => {
-            Ended::Exited(ExitStatus::from_raw((code & 0xff) << 8))
+            Outcome::Value(ExitStatus::from_raw((code & 0xff) << 8)).into()
         }
-        reaped => Ended::Timeout {
-            orphan: None,
-            stuck,
+        reaped => Ended {
+            outcome: Outcome::Timeout {
+                orphan: None,
+                stuck,
+            },
             usage: reaped.and_then(|(_, usage)| usage),
         },
-    })
+    }
 }
 
-fn ended(status: Status) -> Ended {
+/// How a command that was reaped ended. A status someone else took is
+/// [`Outcome::Lost`]: never retried (the command may have done its work).
+fn ended(status: Status) -> Outcome<ExitStatus> {
     match status {
-        Status::Exited(code) => Ended::Exited(ExitStatus::from_raw((code & 0xff) << 8)),
-        Status::Signaled(sig) => Ended::Exited(ExitStatus::from_raw(sig & 0x7f)),
-        Status::Lost => Ended::Lost,
+        Status::Exited(code) => Outcome::Value(ExitStatus::from_raw((code & 0xff) << 8)),
+        Status::Signaled(sig) => Outcome::Value(ExitStatus::from_raw(sig & 0x7f)),
+        Status::Lost => Outcome::Lost,
     }
-}
-
-/// Where captured output goes (nowhere for `status_timeout*`), and how
-/// much of the cap is used.
-struct Sink<'a> {
-    output: Option<&'a mut Output>,
-    taken: u64,
-    limit: u64,
-}
-
-impl Sink<'_> {
-    /// Keeps `data`, up to the limit; `false` once the command wrote more
-    /// (or more than the caller can hold).
-    fn take(&mut self, is_stdout: bool, data: &[u8]) -> bool {
-        let Some(out) = self.output.as_deref_mut() else {
-            return true;
-        };
-        let room = usize::try_from(self.limit - self.taken).unwrap_or(usize::MAX);
-        let kept = &data[..data.len().min(room)];
-        self.taken += kept.len() as u64;
-        let stream = if is_stdout {
-            &mut out.stdout
-        } else {
-            &mut out.stderr
-        };
-        // Fallible: a caller short of memory (RLIMIT_AS, strict
-        // overcommit) ends the call as a flood instead of aborting.
-        if stream.try_reserve(kept.len()).is_err() {
-            return false;
-        }
-        stream.extend_from_slice(kept);
-        kept.len() == data.len()
-    }
-}
-
-/// How much one pass reads from one pipe before the deadline is looked at
-/// again: a writer faster than the reader never leaves the pipe empty, and
-/// must not keep the loop from its clock.
-const PASS_BYTES: usize = 1 << 20;
-
-/// How a pass over the pipes ended.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Drained {
-    /// Every pipe is empty for now, or closed.
-    Empty,
-    /// A pipe had more than one pass may read.
-    More,
-    /// The captured output passed the limit.
-    Flood,
-}
-
-/// Reads what the pipes hold now, at most [`PASS_BYTES`] from each; drops
-/// a pipe at end of file.
-fn drain(
-    pipes: &mut Vec<(BorrowedFd<'_>, bool)>,
-    buf: &mut [u8],
-    sink: &mut Sink<'_>,
-) -> io::Result<Drained> {
-    let mut drained = Drained::Empty;
-    let mut i = 0;
-    while i < pipes.len() {
-        let (fd, is_stdout) = pipes[i];
-        let mut open = true;
-        let mut read = 0;
-        while read < PASS_BYTES {
-            match nix::unistd::read(fd, buf) {
-                Ok(0) => {
-                    open = false;
-                    break;
-                }
-                Ok(n) => {
-                    read += n;
-                    if !sink.take(is_stdout, &buf[..n]) {
-                        return Ok(Drained::Flood);
-                    }
-                }
-                Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => break,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        if read >= PASS_BYTES {
-            drained = Drained::More;
-        }
-        if open {
-            i += 1;
-        } else {
-            pipes.remove(i);
-        }
-    }
-    Ok(drained)
 }

@@ -1,0 +1,274 @@
+//! One exchange with a child on its channel: write what it needs as it
+//! takes it, read its result frame as it arrives, and sleep in between
+//! until the channel, the child's exit, the deadline or `kill_all` says
+//! there is something to do.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::sys::socket::MsgFlags;
+
+use crate::call::outcome::Waited;
+use crate::call::process::{Child, FALLBACK_STEP};
+use crate::os::cancel::Epoch;
+use crate::wait::deadline::{Deadline, Waiter};
+use crate::wire::frame::FrameReader;
+
+/// When an attempt stops waiting for its child: at its deadline, or when
+/// `kill_all` fires the call's epoch.
+#[derive(Clone, Copy)]
+pub(crate) struct Stop<'a> {
+    pub deadline: Deadline,
+    pub cancel: Option<&'a Epoch>,
+}
+
+/// Sends `outgoing` and waits for the answer, the child's end or the
+/// deadline.
+pub(crate) async fn exchange<W: Waiter>(
+    waiter: &mut W,
+    child: &mut Child,
+    channel: &OwnedFd,
+    (head, body): (Vec<u8>, &[u8]),
+    limit: u64,
+    stop: Stop<'_>,
+    spin: bool,
+) -> (Waited, FrameReader) {
+    let mut reader = FrameReader::new(limit);
+    let mut outgoing = Outgoing {
+        head,
+        body,
+        sent: 0,
+    };
+    let waited = wait(
+        waiter,
+        child,
+        channel,
+        &mut outgoing,
+        &mut reader,
+        stop.deadline,
+        spin,
+        stop.cancel,
+    )
+    .await;
+    (waited, reader)
+}
+
+/// How long a pool call looks for its answer before sleeping on `ppoll`.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// Is there something to read on `fd` right now?
+fn readable_now(fd: &OwnedFd) -> bool {
+    let mut fds = [nix::poll::PollFd::new(
+        fd.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0)
+}
+
+/// Bytes for the child, written as it takes them: a small head (a
+/// handshake, a request header) then the encoded arguments, sent together
+/// without copying them into one buffer.
+struct Outgoing<'a> {
+    head: Vec<u8>,
+    body: &'a [u8],
+    sent: usize,
+}
+
+impl Outgoing<'_> {
+    fn len(&self) -> usize {
+        self.head.len() + self.body.len()
+    }
+
+    fn pending(&self) -> bool {
+        self.sent < self.len()
+    }
+
+    /// Nothing more will be taken.
+    fn drop_rest(&mut self) {
+        self.sent = self.len();
+    }
+
+    /// Writes what the channel takes without blocking. A child that went
+    /// away (EPIPE, ECONNRESET) takes nothing more: its exit tells the rest.
+    fn push(&mut self, channel: &OwnedFd) -> Result<(), Waited> {
+        while self.pending() {
+            let (head, body) = if self.sent < self.head.len() {
+                (&self.head[self.sent..], self.body)
+            } else {
+                (&[][..], &self.body[self.sent - self.head.len()..])
+            };
+            let parts = [std::io::IoSlice::new(head), std::io::IoSlice::new(body)];
+            let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+            match nix::sys::socket::sendmsg::<()>(channel.as_raw_fd(), &parts, &[], flags, None) {
+                Ok(n) => self.sent += n,
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => return Ok(()),
+                Err(Errno::EPIPE | Errno::ECONNRESET) => self.drop_rest(),
+                Err(e) => return Err(Waited::Io(e.into())),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Waits for a complete frame, the child's end, or the deadline, reading
+/// the channel all along (a large result never fills it and blocks the
+/// child) and writing what the child still needs.
+#[allow(clippy::too_many_arguments)]
+async fn wait<W: Waiter>(
+    waiter: &mut W,
+    child: &mut Child,
+    pipe: &OwnedFd,
+    outgoing: &mut Outgoing<'_>,
+    reader: &mut FrameReader,
+    deadline: Deadline,
+    mut spin: bool,
+    cancel: Option<&crate::os::cancel::Epoch>,
+) -> Waited {
+    let mut pipe_open = true;
+    // What the last wait said is worth a look. At first only the write: the
+    // child is alive and has not answered yet (a wait tells otherwise).
+    let mut look = Looks {
+        pipe: false,
+        child: false,
+        write: true,
+    };
+    loop {
+        if look.write && outgoing.pending() {
+            if let Err(e) = outgoing.push(pipe) {
+                return e;
+            }
+        }
+        if pipe_open && look.pipe {
+            match drain(pipe, reader) {
+                Ok(open) => pipe_open = open,
+                Err(e) => return e,
+            }
+        }
+        if reader.is_complete() {
+            return Waited::Frame;
+        }
+        if look.child && child.has_exited() {
+            return last_look(pipe, pipe_open, reader, Waited::Died);
+        }
+        if deadline.passed() {
+            return last_look(pipe, pipe_open, reader, Waited::Timeout);
+        }
+        if spin && !outgoing.pending() {
+            spin = false;
+            spin_for_answer(pipe);
+            look.pipe = true;
+            continue;
+        }
+        if !pipe_open {
+            // The child's side is closed: it reads nothing more either.
+            outgoing.drop_rest();
+        }
+        let pipe = pipe_open.then(|| (pipe.as_fd(), outgoing.pending()));
+        look = match sleep(waiter, child, pipe, deadline, cancel).await {
+            Ok(look) => look,
+            Err(waited) => return waited,
+        };
+    }
+}
+
+/// What a wait says is worth a look.
+struct Looks {
+    pipe: bool,
+    child: bool,
+    write: bool,
+}
+
+/// Sleeps until the channel (`pipe`, and whether to write) or the child's
+/// exit is ready, the call is cancelled, or the deadline passes.
+async fn sleep<W: Waiter>(
+    waiter: &mut W,
+    child: &Child,
+    pipe: Option<(std::os::fd::BorrowedFd<'_>, bool)>,
+    deadline: Deadline,
+    cancel: Option<&crate::os::cancel::Epoch>,
+) -> Result<Looks, Waited> {
+    let exit_fd = child.exit_fd();
+    // Without a pidfd nothing wakes us when the child ends: look again in
+    // short steps.
+    let polling = exit_fd.is_none();
+    let until = if polling {
+        Deadline::after(deadline.remaining().min(FALLBACK_STEP))
+    } else {
+        deadline
+    };
+    let cancel = cancel.map(crate::os::cancel::Epoch::fd);
+    match waiter.ready(pipe, exit_fd, cancel, until).await {
+        Ok(ready) if ready.cancelled => Err(Waited::Cancelled),
+        Ok(ready) => Ok(Looks {
+            pipe: ready.readable,
+            write: ready.writable,
+            child: ready.exited || polling,
+        }),
+        Err(e) => Err(Waited::Io(e.into())),
+    }
+}
+
+/// One last look at the channel before deciding the child is gone
+/// (everything it wrote is there already) or late (a frame completed in
+/// the last instant is a result, not a timeout).
+fn last_look(
+    pipe: &OwnedFd,
+    pipe_open: bool,
+    reader: &mut FrameReader,
+    otherwise: Waited,
+) -> Waited {
+    if pipe_open {
+        if let Err(e) = drain(pipe, reader) {
+            return e;
+        }
+    }
+    if reader.is_complete() {
+        Waited::Frame
+    } else {
+        otherwise
+    }
+}
+
+/// A warm worker often answers within microseconds: look a few times
+/// before going to sleep (a wake-up costs more).
+fn spin_for_answer(pipe: &OwnedFd) {
+    let until = std::time::Instant::now() + SPIN;
+    while std::time::Instant::now() < until {
+        if readable_now(pipe) {
+            break;
+        }
+        std::hint::spin_loop();
+    }
+}
+
+/// Reads everything available: the header through a small buffer, the
+/// body straight into its place. `Ok(false)` once the channel reports end
+/// of file (the write end is closed everywhere).
+fn drain(pipe: &OwnedFd, reader: &mut FrameReader) -> Result<bool, Waited> {
+    // Room for the header and a small body: most frames arrive in one read
+    // (larger bodies are read straight into place).
+    let mut small = [0u8; 256];
+    while !reader.is_complete() {
+        let got = match reader.read_body(pipe) {
+            Ok(Some(read)) => read.map(|n| (n, true)),
+            Ok(None) => nix::unistd::read(pipe, &mut small).map(|n| (n, false)),
+            Err(e) => return Err(Waited::BadFrame(e.to_string())),
+        };
+        match got {
+            Ok((0, _)) => return Ok(false),
+            Ok((_, true)) => {}
+            Ok((n, false)) => reader
+                .feed(&small[..n])
+                .map_err(|e| Waited::BadFrame(e.to_string()))?,
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => return Ok(true),
+            // A socket whose peer died with our request unread: closed, as
+            // at end of file; the child's exit tells the rest.
+            Err(Errno::ECONNRESET) => return Ok(false),
+            Err(e) => return Err(Waited::Io(e.into())),
+        }
+    }
+    Ok(true)
+}
