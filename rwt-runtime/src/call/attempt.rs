@@ -16,7 +16,8 @@ use crate::call::process::Child;
 use crate::options::Checked;
 use crate::os::fds::RegisteredFd;
 use crate::wait::deadline::Waiter;
-use crate::wire::frame::{FrameReader, Kind};
+use crate::wire::frame::Kind;
+use crate::wire::reader::FrameReader;
 
 /// Watches the child `pid` until it returns a result, ends, or runs out of
 /// time, writing `outgoing` to the channel as the child takes it; then

@@ -13,7 +13,7 @@ use crate::call::outcome::Waited;
 use crate::call::process::{Child, FALLBACK_STEP};
 use crate::os::cancel::Epoch;
 use crate::wait::deadline::{Deadline, Waiter};
-use crate::wire::frame::FrameReader;
+use crate::wire::reader::FrameReader;
 
 /// When an attempt stops waiting for its child: at its deadline, or when
 /// `kill_all` fires the call's epoch.

@@ -246,7 +246,7 @@ where
     let forking = fds::Forking::start();
     let stderr = io::stderr();
     let err = stderr.lock();
-    let poller = crate::wait::async_wait::lock_for_fork();
+    let poller = crate::wait::poller::lock_for_fork();
     let mut fds = fds::fds();
     let (read, write) = fds::pair_above_stdio(nix::unistd::pipe2(OFlag::O_CLOEXEC)?)?;
     let read = RegisteredFd::new(&mut fds, read);
@@ -334,7 +334,7 @@ mod tests {
     fn a_nested_async_call_in_a_fork_child_finds_the_poller_free() {
         let (held, release) = std::sync::mpsc::channel::<()>();
         let holder = std::thread::spawn(move || {
-            let guard = crate::wait::async_wait::lock_for_fork();
+            let guard = crate::wait::poller::lock_for_fork();
             held.send(()).unwrap();
             std::thread::sleep(Duration::from_millis(300));
             drop(guard);

@@ -3,3 +3,6 @@
 
 pub(crate) mod async_wait;
 pub(crate) mod deadline;
+pub(crate) mod poller;
+#[cfg(all(feature = "tokio", target_os = "linux"))]
+mod tokio;

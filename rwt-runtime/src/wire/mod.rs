@@ -8,3 +8,5 @@ pub(crate) mod codec;
 pub(crate) mod frame;
 #[cfg(unix)]
 pub(crate) mod protocol;
+#[cfg(unix)]
+pub(crate) mod reader;

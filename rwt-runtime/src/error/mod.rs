@@ -1,7 +1,5 @@
 //! The error a call returns when it has no value to give.
 
-use std::fmt;
-
 use crate::limits::Limit;
 use crate::os::stuck::Stuck;
 use crate::os::usage::Usage;
@@ -180,126 +178,6 @@ impl Error {
     }
 }
 
-/// "; orphaned pids: 1 2" when there are any.
-struct Orphans<'a>(&'a [u32]);
-
-impl fmt::Display for Orphans<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !self.0.is_empty() {
-            f.write_str("; orphaned pids:")?;
-            for pid in self.0 {
-                write!(f, " {pid}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// ", after 3 attempts" when more than one attempt was made.
-struct AfterAttempts(u32);
-
-impl fmt::Display for AfterAttempts {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 > 1 {
-            write!(f, ", after {} attempts", self.0)?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Timeout {
-                function,
-                secs,
-                attempts,
-                killed,
-                orphans,
-                stuck,
-                ..
-            } => {
-                write!(f, "function `{function}` timed out after {secs} s")?;
-                if *attempts > 1 {
-                    write!(f, " on each of {attempts} attempts")?;
-                }
-                f.write_str(if *killed {
-                    " (killed)"
-                } else {
-                    " (not killed)"
-                })?;
-                write!(f, "{}", Orphans(orphans))?;
-                if let Some(stuck) = stuck {
-                    write!(f, "; {stuck}")?;
-                }
-                Ok(())
-            }
-            Error::Panicked {
-                function,
-                message,
-                attempts,
-                orphans,
-                ..
-            } => write!(
-                f,
-                "function `{function}` panicked: {message}{}{}",
-                AfterAttempts(*attempts),
-                Orphans(orphans)
-            ),
-            Error::Crashed {
-                function,
-                signal,
-                exit_code,
-                attempts,
-                orphans,
-                ..
-            } => {
-                write!(f, "function `{function}` crashed: ")?;
-                match (signal, exit_code) {
-                    (Some(sig), _) => match signal_name(*sig) {
-                        Some(name) => write!(f, "killed by signal {sig} ({name})")?,
-                        None => write!(f, "killed by signal {sig}")?,
-                    },
-                    (None, Some(code)) => {
-                        write!(f, "exited with code {code} without returning a result")?;
-                    }
-                    (None, None) => f.write_str(
-                        "ended without a result, and its exit status was taken by \
-                         someone else (SIGCHLD ignored, or a waitpid(-1) elsewhere)",
-                    )?,
-                }
-                write!(f, "{}{}", AfterAttempts(*attempts), Orphans(orphans))
-            }
-            Error::Codec {
-                function, detail, ..
-            } => write!(
-                f,
-                "function `{function}`: the result could not cross the process boundary: {detail}"
-            ),
-            Error::Spawn { function, source } => write!(
-                f,
-                "function `{function}`: could not start a child process: {source}"
-            ),
-            Error::InvalidOptions { detail } => write!(f, "invalid rwt options: {detail}"),
-            Error::Cancelled { function, .. } => {
-                write!(f, "function `{function}` was cancelled")
-            }
-            Error::LimitExceeded {
-                function,
-                limit,
-                attempts,
-                orphans,
-                ..
-            } => write!(
-                f,
-                "function `{function}` exceeded its {limit}{}{}",
-                AfterAttempts(*attempts),
-                Orphans(orphans)
-            ),
-        }
-    }
-}
-
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
@@ -309,24 +187,14 @@ impl std::error::Error for Error {
     }
 }
 
-#[cfg(unix)]
-fn signal_name(sig: i32) -> Option<&'static str> {
-    nix::sys::signal::Signal::try_from(sig)
-        .ok()
-        .map(nix::sys::signal::Signal::as_str)
-}
-
-#[cfg(not(unix))]
-fn signal_name(_sig: i32) -> Option<&'static str> {
-    None
-}
+mod display;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn display_reads_like_the_spec() {
+    fn a_timeout_reads_like_the_spec() {
         let e = Error::Timeout {
             function: "sleepy".into(),
             secs: 0.2,
@@ -355,6 +223,10 @@ mod tests {
              orphaned pids: 2069926 2069931 2069969"
         );
         assert_eq!(e.orphans(), &[2069926, 2069931, 2069969]);
+    }
+
+    #[test]
+    fn other_errors_read_like_the_spec() {
         let e = Error::Panicked {
             function: "parse".into(),
             message: "index out of bounds: the len is 3 but the index is 7 (src/parse.rs:10:5)"
@@ -382,6 +254,10 @@ mod tests {
         );
         assert!(!e.is_timeout());
         assert!(e.orphans().is_empty());
+    }
+
+    #[test]
+    fn a_limit_and_a_stuck_child_read_like_the_spec() {
         let e = Error::LimitExceeded {
             function: "decode".into(),
             limit: Limit::Memory { bytes: 512 << 20 },

@@ -1,0 +1,235 @@
+//! rwt's poller: one thread, started on first use, `poll`s the
+//! descriptors of every waiting async call (any executor, or tokio without
+//! the feature) and wakes the task whose descriptors are ready or whose
+//! deadline passed. It needs nothing from the executor but its `Waker`.
+
+use std::future::Future;
+use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use nix::fcntl::OFlag;
+use nix::poll::PollFlags;
+
+use crate::os::fds::{self, RegisteredFd};
+
+/// One wait handed to the poller: registered on first poll, deregistered
+/// when done or dropped.
+pub(super) struct PollerWait {
+    fds: Vec<(RawFd, PollFlags)>,
+    until: Instant,
+    id: Option<u64>,
+}
+
+impl PollerWait {
+    /// A wait for any of `fds` (with the events to wait for), until `until`.
+    pub(super) fn new(fds: Vec<(RawFd, PollFlags)>, until: Instant) -> Self {
+        PollerWait {
+            fds,
+            until,
+            id: None,
+        }
+    }
+}
+
+/// A wait as the poller holds it.
+struct Registration {
+    id: u64,
+    fds: Vec<(RawFd, PollFlags)>,
+    until: Instant,
+    waker: Waker,
+    fired: bool,
+}
+
+/// The poller's state.
+struct Poller {
+    /// The process it belongs to (a forked child starts afresh).
+    owner: u32,
+    next_id: u64,
+    waits: Vec<Registration>,
+    /// Write end of the pipe that wakes the poller thread, once started.
+    wake: Option<RegisteredFd>,
+}
+
+static POLLER: Mutex<Poller> = Mutex::new(Poller {
+    owner: 0,
+    next_id: 0,
+    waits: Vec::new(),
+    wake: None,
+});
+
+/// The poller's lock, held by a thread that forks (after stdout and stderr,
+/// before the registry, the order `PollerWait` takes the last two in): the
+/// child's copy is then never one that another thread held, and a nested
+/// async call in the child can take it.
+pub(crate) struct ForkGuard(#[allow(dead_code)] std::sync::MutexGuard<'static, Poller>);
+
+pub(crate) fn lock_for_fork() -> ForkGuard {
+    ForkGuard(poller())
+}
+
+fn poller() -> std::sync::MutexGuard<'static, Poller> {
+    let mut p = POLLER
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let me = std::process::id();
+    if p.owner != me {
+        // A copy from the parent process: its thread does not exist here,
+        // and its wake pipe was closed with rwt's other descriptors (or is
+        // the parent's, after the user's own fork). Forget it all.
+        std::mem::forget(std::mem::take(&mut p.waits));
+        if let Some(wake) = p.wake.take() {
+            std::mem::forget(wake);
+        }
+        p.owner = me;
+    }
+    p
+}
+
+impl Future for PollerWait {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut p = poller();
+        if let Some(id) = self.id {
+            if let Some(w) = p.waits.iter_mut().find(|w| w.id == id) {
+                if w.fired {
+                    return Poll::Ready(());
+                }
+                if !w.waker.will_wake(cx.waker()) {
+                    w.waker = cx.waker().clone();
+                }
+                return Poll::Pending;
+            }
+            // Not found: the poller state was reset (a fork). Register again.
+        }
+        if p.wake.is_none() && !start_poller(&mut p) {
+            // No thread: report ready, and the caller looks for itself
+            // (it then waits again: a busy loop, but a correct one).
+            return Poll::Ready(());
+        }
+        p.next_id += 1;
+        let id = p.next_id;
+        p.waits.push(Registration {
+            id,
+            fds: self.fds.clone(),
+            until: self.until,
+            waker: cx.waker().clone(),
+            fired: false,
+        });
+        self.id = Some(id);
+        if let Some(wake) = &p.wake {
+            let _ = nix::unistd::write(wake.fd(), &[1]);
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for PollerWait {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            let mut p = poller();
+            p.waits.retain(|w| w.id != id);
+        }
+    }
+}
+
+/// Starts the poller thread. Called with the poller locked.
+fn start_poller(p: &mut Poller) -> bool {
+    let pipe = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK);
+    let Ok((read, write)) = pipe.and_then(crate::os::fds::pair_above_stdio) else {
+        return false;
+    };
+    let (read, write) = {
+        let mut fds = fds::fds();
+        (
+            RegisteredFd::new(&mut fds, read),
+            RegisteredFd::new(&mut fds, write),
+        )
+    };
+    let started = std::thread::Builder::new()
+        .name("rwt-poller".into())
+        .spawn(move || poller_thread(&read));
+    if started.is_err() {
+        return false;
+    }
+    p.wake = Some(write);
+    true
+}
+
+/// The poller thread: polls the descriptors of every wait not yet fired,
+/// and its wake pipe; fires the waits that are ready or past their time.
+fn poller_thread(wake: &RegisteredFd) {
+    let wake_fd = wake.fd().as_raw_fd();
+    let mut set: Vec<nix::libc::pollfd> = Vec::new();
+    // Which wait each entry of `set` (after the wake pipe) belongs to.
+    let mut owners: Vec<u64> = Vec::new();
+    loop {
+        set.clear();
+        owners.clear();
+        set.push(pollfd(wake_fd, PollFlags::POLLIN));
+        let mut next: Option<Instant> = None;
+        {
+            let p = poller();
+            for w in p.waits.iter().filter(|w| !w.fired) {
+                for &(fd, events) in &w.fds {
+                    set.push(pollfd(fd, events));
+                    owners.push(w.id);
+                }
+                next = Some(next.map_or(w.until, |n| n.min(w.until)));
+            }
+        }
+        let timeout = next.map(|n| {
+            *nix::sys::time::TimeSpec::from_duration(n.saturating_duration_since(Instant::now()))
+                .as_ref()
+        });
+        let timeout_ptr = timeout
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const nix::libc::timespec);
+        // SAFETY: `set` is a valid array of `set.len()` pollfd structures,
+        // `timeout_ptr` null or a valid timespec, and no signal mask is
+        // passed. The descriptors are plain numbers to the kernel: one
+        // closed since (its wait was dropped) reports POLLNVAL, harmlessly.
+        let n = unsafe {
+            nix::libc::ppoll(
+                set.as_mut_ptr(),
+                set.len() as nix::libc::nfds_t,
+                timeout_ptr,
+                std::ptr::null(),
+            )
+        };
+        if n < 0 {
+            continue; // EINTR (nothing else can fail here): look again
+        }
+        if set[0].revents != 0 {
+            let mut buf = [0u8; 64];
+            while matches!(nix::unistd::read(wake.fd(), &mut buf), Ok(n) if n > 0) {}
+        }
+        let now = Instant::now();
+        let mut wakers = Vec::new();
+        {
+            let mut p = poller();
+            for w in p.waits.iter_mut().filter(|w| !w.fired) {
+                let ready = set[1..]
+                    .iter()
+                    .zip(&owners)
+                    .any(|(fd, &id)| id == w.id && fd.revents != 0);
+                if ready || now >= w.until {
+                    w.fired = true;
+                    wakers.push(w.waker.clone());
+                }
+            }
+        }
+        wakers.into_iter().for_each(Waker::wake);
+    }
+}
+
+fn pollfd(fd: RawFd, events: PollFlags) -> nix::libc::pollfd {
+    nix::libc::pollfd {
+        fd,
+        events: events.bits(),
+        revents: 0,
+    }
+}

@@ -1,0 +1,163 @@
+//! Waiting through tokio's reactor (the `tokio` feature, Linux): the
+//! call's descriptors, and a timerfd for the deadline, are registered with
+//! the runtime's `AsyncFd` for each wait and deregistered before it returns.
+
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::task::Poll;
+
+use crate::os::fds::{self, RegisteredFd};
+use crate::wait::deadline::Deadline;
+
+thread_local! {
+    /// A tokio runtime on this thread refused an `AsyncFd` (built without
+    /// `enable_io`): from then on this thread's waits use the poller.
+    static NO_TOKIO_IO: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// What `tokio_wait` says when the runtime has no reactor to lend.
+pub(super) const NO_REACTOR: nix::errno::Errno = nix::errno::Errno::ENOTSUP;
+
+/// Is this thread in a tokio runtime whose reactor rwt may use?
+pub(super) fn in_tokio() -> bool {
+    tokio::runtime::Handle::try_current().is_ok() && !NO_TOKIO_IO.with(std::cell::Cell::get)
+}
+
+/// A descriptor as tokio's `AsyncFd` holds it: borrowed, never closed by it.
+struct Fd(RawFd);
+
+impl AsRawFd for Fd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+/// Waits through tokio until one of the descriptors is ready or `until`
+/// passes. Each descriptor is registered for this wait only, so it is
+/// deregistered before anyone can close it; the cancel pipe, which every
+/// call shares, is registered through a private duplicate (one epoll set
+/// cannot hold the same descriptor twice).
+pub(super) async fn tokio_wait(
+    channel: Option<(BorrowedFd<'_>, bool)>,
+    exit: Option<BorrowedFd<'_>>,
+    cancel: Option<BorrowedFd<'_>>,
+    until: Deadline,
+) -> nix::Result<()> {
+    use tokio::io::unix::AsyncFd;
+    use tokio::io::Interest;
+
+    let errno = |e: std::io::Error| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0));
+    // tokio panics when its runtime was built without I/O: that is an
+    // answer (use the poller), not a bug of the caller's.
+    let register = |fd: RawFd, interest: Interest| {
+        // SAFETY: see the callers: `fd` stays open, and the same, for as
+        // long as the registration lives.
+        let registered = crate::os::panic_hook::quietly(|| unsafe {
+            AsyncFd::register_with_interest(Fd(fd), interest)
+        });
+        match registered {
+            Ok(r) => r.map_err(|e| errno(e.into())),
+            Err(_) => Err(NO_REACTOR),
+        }
+    };
+    let timer = timer_at(until)?;
+    let cancel_copy = match cancel {
+        Some(fd) => {
+            let copy = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(0))?;
+            // SAFETY: fcntl just returned this new descriptor; nothing else
+            // owns it.
+            Some(unsafe { OwnedFd::from_raw_fd(copy) })
+        }
+        None => None,
+    };
+    let (timer, cancel_copy) = {
+        let mut fds = fds::fds();
+        (
+            RegisteredFd::new(&mut fds, timer),
+            cancel_copy.map(|fd| RegisteredFd::new(&mut fds, fd)),
+        )
+    };
+    let channel = match channel {
+        Some((fd, write)) => {
+            let interest = if write {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            // `fd` is borrowed for the whole of this function, and the
+            // registration is dropped before it returns: the descriptor stays
+            // open, and the same, for as long as tokio holds it.
+            Some((register(fd.as_raw_fd(), interest)?, write))
+        }
+        None => None,
+    };
+    let mut readable = Vec::with_capacity(3);
+    for fd in [
+        Some(timer.fd().as_raw_fd()),
+        exit.map(|fd| fd.as_raw_fd()),
+        cancel_copy.as_ref().map(|c| c.fd().as_raw_fd()),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        // As above; the duplicate of the cancel pipe is dropped only after
+        // its registration.
+        readable.push(register(fd, Interest::READABLE)?);
+    }
+    std::future::poll_fn(|cx| {
+        if let Some((fd, write)) = &channel {
+            if fd.poll_read_ready(cx).is_ready() || (*write && fd.poll_write_ready(cx).is_ready()) {
+                return Poll::Ready(());
+            }
+        }
+        if readable.iter().any(|fd| fd.poll_read_ready(cx).is_ready()) {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    })
+    .await;
+    // The registrations go first, then the descriptors they name.
+    drop(channel);
+    drop(readable);
+    drop(cancel_copy);
+    drop(timer);
+    Ok(())
+}
+
+/// A timer descriptor that becomes readable at `until`, to the
+/// nanosecond: tokio's own timer rounds up to the next millisecond, which
+/// would make every timeout a millisecond late.
+fn timer_at(until: Deadline) -> nix::Result<OwnedFd> {
+    use nix::errno::Errno;
+    use nix::libc;
+    // SAFETY: integer arguments only; a new descriptor or -1 comes back.
+    let fd = Errno::result(unsafe {
+        libc::timerfd_create(
+            libc::CLOCK_MONOTONIC,
+            libc::TFD_CLOEXEC | libc::TFD_NONBLOCK,
+        )
+    })?;
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    let fd = crate::os::fds::above_stdio(unsafe { OwnedFd::from_raw_fd(fd) })?;
+    // `Instant` is CLOCK_MONOTONIC here, so a relative time is the same
+    // point. Zero would disarm the timer: at least a nanosecond.
+    let left = until.remaining().max(std::time::Duration::from_nanos(1));
+    let spec = libc::itimerspec {
+        it_interval: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: *nix::sys::time::TimeSpec::from_duration(left).as_ref(),
+    };
+    // SAFETY: `fd` is a timerfd we own, `spec` a valid itimerspec, and the
+    // old value is not asked for (null).
+    Errno::result(unsafe {
+        libc::timerfd_settime(fd.as_raw_fd(), 0, &spec, std::ptr::null_mut())
+    })?;
+    Ok(fd)
+}
+
+/// This thread's runtime has no reactor to lend: its waits use the poller
+/// from now on.
+pub(super) fn without_reactor() {
+    NO_TOKIO_IO.with(|n| n.set(true));
+}
