@@ -10,6 +10,9 @@ pub(crate) fn parse(item: TokenStream, attribute: &str) -> syn::Result<syn::Item
     if let Ok(function) = syn::parse2::<syn::ItemFn>(item.clone()) {
         return Ok(function);
     }
+    if let Ok(MaybeItemFn(function)) = syn::parse2::<MaybeItemFn>(item.clone()) {
+        return Ok(function);
+    }
     if let Ok(method) = syn::parse2::<syn::TraitItemFn>(item.clone()) {
         if method.default.is_none() {
             let at = method.semi_token.map_or(method.sig.span(), |s| s.span());
@@ -52,4 +55,33 @@ fn describe(item: &syn::Item) -> Option<(proc_macro2::Span, String)> {
         syn::Item::Use(u) => (u.use_token.span, "a `use`".into()),
         _ => return None,
     })
+}
+
+/// A function whose body syn could not parse: its signature parsed, and
+/// its body kept as the tokens written. The rewrite puts them back as they
+/// are, so a syntax error in the body is rustc's own error at the user's
+/// token (not ours about the item), and a body in syntax newer than syn's
+/// still compiles.
+struct MaybeItemFn(syn::ItemFn);
+
+impl syn::parse::Parse for MaybeItemFn {
+    fn parse(input: syn::parse::ParseStream<'_>) -> syn::Result<Self> {
+        let attrs = input.call(syn::Attribute::parse_outer)?;
+        let vis: syn::Visibility = input.parse()?;
+        let sig: syn::Signature = input.parse()?;
+        let body: proc_macro2::Group = input.parse()?;
+        if body.delimiter() != proc_macro2::Delimiter::Brace || !input.is_empty() {
+            return Err(input.error("not a function with a body"));
+        }
+        let block = syn::Block {
+            brace_token: syn::token::Brace(body.delim_span()),
+            stmts: vec![syn::Stmt::Expr(syn::Expr::Verbatim(body.stream()), None)],
+        };
+        Ok(MaybeItemFn(syn::ItemFn {
+            attrs,
+            vis,
+            sig,
+            block: Box::new(block),
+        }))
+    }
 }
