@@ -4,7 +4,33 @@
 //! This crate is an implementation detail: depend on `rwt`, which re-exports
 //! everything meant for users and documents it.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(clippy::pedantic)]
+// The pedantic lints this crate does not follow, and why.
+#![allow(
+    // Prose names syscalls, flags and /proc files (pidfd_open, RLIMIT_DATA)
+    // as the man pages do.
+    clippy::doc_markdown,
+    // Kernel constants and hashes are written as their specs write them.
+    clippy::unreadable_literal,
+    // Pairs such as `read`/`ready` or `pid`/`pidfd` name what they hold.
+    clippy::similar_names,
+    // libc calls take `&mut value` where C takes a pointer.
+    clippy::borrow_as_ptr,
+    clippy::ref_as_ptr,
+    // Integers cross to and from the kernel's types (lengths, pids, signal
+    // numbers) where the range is the kernel's; checked where it can fail.
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::cast_precision_loss,
+    // `Ready` is one poll's answer: a flag per descriptor.
+    clippy::struct_excessive_bools,
+    // Arms that are separate cases of a protocol stay separate.
+    clippy::match_same_arms,
+    // Internal functions; the public ones have `#[must_use]` where it helps.
+    clippy::must_use_candidate
+)]
 #![cfg_attr(
     not(unix),
     allow(unused_imports, dead_code, unreachable_code, unused_variables)

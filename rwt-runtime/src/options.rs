@@ -7,17 +7,17 @@ use crate::Error;
 
 /// The smallest deadline accepted: below a millisecond the cost of starting a
 /// child process alone would eat it.
-pub const MIN_SECS: f64 = 0.001;
+pub(crate) const MIN_SECS: f64 = 0.001;
 /// The largest deadline or grace accepted: 100 years. `Instant` arithmetic is
 /// safe well past this on every supported platform.
-pub const MAX_SECS: f64 = 100.0 * 365.25 * 24.0 * 3600.0;
+pub(crate) const MAX_SECS: f64 = 100.0 * 365.25 * 24.0 * 3600.0;
 /// Default cap on the encoded size of a result: 1 GiB.
-pub const DEFAULT_RESULT_LIMIT: u64 = 1 << 30;
+pub(crate) const DEFAULT_RESULT_LIMIT: u64 = 1 << 30;
 /// Default cap on what a command run through [`CommandExt`] may write to
 /// its captured stdout and stderr together: 1 GiB.
 ///
 /// [`CommandExt`]: crate::CommandExt
-pub const DEFAULT_OUTPUT_LIMIT: u64 = 1 << 30;
+pub(crate) const DEFAULT_OUTPUT_LIMIT: u64 = 1 << 30;
 
 /// How a call is run: deadline, attempts, what to do on timeout.
 ///
@@ -304,7 +304,12 @@ pub(crate) const fn grace_problem(grace: f64) -> Option<Problem> {
 /// Checks `secs = CONST` at compile time: the generated code evaluates it
 /// in a `const`, so a value that breaks a rule fails the build with the
 /// rule (a const panic prints literals only: one arm per rule).
+///
+/// # Panics
+///
+/// At compile time, with the rule, when `secs` breaks one.
 #[track_caller]
+#[must_use]
 pub const fn checked_secs(secs: f64) -> f64 {
     match secs_problem(secs) {
         None => secs,

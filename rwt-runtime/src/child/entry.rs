@@ -27,7 +27,6 @@
 //! `Error::Codec`. The variable is removed at once, so nothing the function
 //! starts inherits it, and every fd but 0, 1, 2 and the channel is closed.
 
-use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
@@ -55,7 +54,7 @@ extern "C" fn entry() {
     let Some(value) = std::env::var_os(ENV) else {
         return;
     };
-    let code = match panic::catch_unwind(AssertUnwindSafe(|| serve(value))) {
+    let code = match panic::catch_unwind(AssertUnwindSafe(|| serve(&value))) {
         Ok(never) => match never {},
         Err(_) => EXIT_INTERNAL,
     };
@@ -72,11 +71,11 @@ fn refuse(reason: &str) -> ! {
     body::exit_now(EXIT_REFUSED)
 }
 
-fn serve(value: OsString) -> std::convert::Infallible {
+fn serve(value: &std::ffi::OsStr) -> std::convert::Infallible {
     // Nothing this process starts may inherit the variable. The process has
     // one thread: constructors run before any other can start.
     std::env::remove_var(ENV);
-    let Some(nonce) = parse_value(&value) else {
+    let Some(nonce) = parse_value(value) else {
         refuse("its value is malformed")
     };
     // SAFETY: getauxval reads the auxiliary vector; AT_SECURE is a valid key.

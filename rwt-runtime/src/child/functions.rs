@@ -151,6 +151,7 @@ fn find_in_main_executable(f: &'static ExecFn) -> bool {
 }
 
 /// The stable id of a function: FNV-1a of its path and signature.
+#[must_use]
 pub const fn function_id(text: &str) -> u64 {
     let bytes = text.as_bytes();
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;

@@ -23,7 +23,9 @@ pub(crate) struct Epoch {
 
 impl std::fmt::Debug for Epoch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Epoch").field("read", &self.read).finish()
+        f.debug_struct("Epoch")
+            .field("read", &self.read)
+            .finish_non_exhaustive()
     }
 }
 

@@ -99,9 +99,9 @@ mod tests {
     fn a_child_gets_a_fresh_state_even_if_the_parent_held_it() {
         *COUNTER.lock() = 7;
         let held = COUNTER.lock();
+        let (read, write) = nix::unistd::pipe().unwrap();
         // SAFETY: the child only reads the state, writes to a pipe and
         // leaves with _exit.
-        let (read, write) = nix::unistd::pipe().unwrap();
         match unsafe { nix::unistd::fork() }.unwrap() {
             nix::unistd::ForkResult::Child => {
                 let seen = *COUNTER.lock();

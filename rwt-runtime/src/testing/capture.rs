@@ -3,6 +3,7 @@
 //! runs, and read to its end, within bounds, once it is over.
 
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 
 use nix::errno::Errno;
@@ -96,10 +97,11 @@ impl Collected {
     fn text(self) -> String {
         let mut text = String::from_utf8_lossy(&self.head).into_owned();
         if self.skipped > 0 {
-            text.push_str(&format!(
+            let _ = write!(
+                text,
                 "\n[rwt: {} bytes of the test's output left out]\n",
                 self.skipped
-            ));
+            );
         }
         let tail: Vec<u8> = self.tail.into();
         text.push_str(&String::from_utf8_lossy(&tail));
@@ -164,8 +166,9 @@ mod tests {
     fn a_flood_keeps_its_head_and_tail_and_counts_the_rest() {
         let mut kept = Collected::default();
         kept.push(b"first line\n");
+        let block = vec![b'.'; 64 << 10];
         for _ in 0..64 {
-            kept.push(&[b'.'; 64 << 10]);
+            kept.push(&block);
         }
         kept.push(b"last line\n");
         assert_eq!(kept.head.len(), KEEP_HEAD);

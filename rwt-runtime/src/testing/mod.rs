@@ -102,9 +102,8 @@ pub fn run_test<V: TestValue>(
     let mut n = 1;
     loop {
         let got = captured_attempt(attempt, spec.fork);
-        let failure = match judge(spec, got) {
-            None => return Ok(()),
-            Some(failure) => failure,
+        let Some(failure) = judge(spec, got) else {
+            return Ok(());
         };
         if n < ntries && failure.retried() {
             eprintln!(

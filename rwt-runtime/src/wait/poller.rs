@@ -99,7 +99,7 @@ impl Future for PollerWait {
                     return Poll::Ready(());
                 }
                 if !w.waker.will_wake(cx.waker()) {
-                    w.waker = cx.waker().clone();
+                    w.waker.clone_from(cx.waker());
                 }
                 return Poll::Pending;
             }

@@ -106,7 +106,11 @@ pub(crate) fn decode_request(head: &[u8; REQUEST_LEN]) -> (u64, u64, Limits) {
 
 /// The nonce as the environment carries it: 32 lowercase hex digits.
 pub(crate) fn nonce_hex(nonce: &[u8; 16]) -> String {
-    nonce.iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write;
+    nonce.iter().fold(String::with_capacity(32), |mut hex, b| {
+        let _ = write!(hex, "{b:02x}");
+        hex
+    })
 }
 
 /// `(st_dev, st_ino)` of the running executable: the build id of the

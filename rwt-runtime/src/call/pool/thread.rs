@@ -15,19 +15,18 @@ use crate::wait::deadline::Deadline;
 pub(super) fn ask(request: Request) {
     let sender = {
         let mut shared = STATE.lock();
-        match &shared.thread {
-            Some(s) => s.clone(),
-            None => {
-                let (tx, rx) = mpsc::channel();
-                let started = std::thread::Builder::new()
-                    .name("rwt-pool".into())
-                    .spawn(move || pool_thread(&rx));
-                if started.is_err() {
-                    return;
-                }
-                shared.thread = Some(tx.clone());
-                tx
+        if let Some(s) = &shared.thread {
+            s.clone()
+        } else {
+            let (tx, rx) = mpsc::channel();
+            let started = std::thread::Builder::new()
+                .name("rwt-pool".into())
+                .spawn(move || pool_thread(&rx));
+            if started.is_err() {
+                return;
             }
+            shared.thread = Some(tx.clone());
+            tx
         }
     };
     let _ = sender.send(request);

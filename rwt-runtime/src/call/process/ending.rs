@@ -96,7 +96,7 @@ impl Child {
             };
             #[cfg(target_os = "linux")]
             match res {
-                Err(Errno::EINTR) => continue,
+                Err(Errno::EINTR) => {}
                 Ok(Some(waited)) => {
                     let usage = Usage::from_rusage(&waited.rusage, self.started.elapsed());
                     tracing::debug!(
@@ -121,7 +121,7 @@ impl Child {
             }
             #[cfg(not(target_os = "linux"))]
             match nix::sys::wait::waitpid(self.pid, None) {
-                Err(Errno::EINTR) => continue,
+                Err(Errno::EINTR) => {}
                 Ok(st) => break status_of(st).unwrap_or(Status::Lost),
                 Err(_) => break Status::Lost,
             }
@@ -149,7 +149,7 @@ impl Child {
                 WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
             ) {
                 Ok(WaitStatus::StillAlive) => return false,
-                Err(Errno::EINTR) => continue,
+                Err(Errno::EINTR) => {}
                 Ok(_) => return true,
                 Err(_) => {
                     self.status = Some(Status::Lost);
@@ -161,7 +161,7 @@ impl Child {
         loop {
             match nix::sys::wait::waitpid(self.pid, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) => return false,
-                Err(Errno::EINTR) => continue,
+                Err(Errno::EINTR) => {}
                 Ok(st) => {
                     self.status = Some(status_of(st).unwrap_or(Status::Lost));
                     return true;
