@@ -105,66 +105,10 @@ pub(crate) fn spawn(
     fill_random(&mut nonce)?;
     let env = child_env(&nonce);
 
-    let mut attr = PosixSpawnAttr::init()?;
-    // USEVFORK: glibc before 2.24 returns from posix_spawn before the
-    // child has exec'd unless asked for vfork; later glibc always waits
-    // for the exec (and ignores the flag). The check of the child's fd 3
-    // below relies on that wait.
-    attr.set_flags(
-        PosixSpawnFlags::POSIX_SPAWN_SETPGROUP
-            | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF
-            | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK
-            | PosixSpawnFlags::from_bits_retain(nix::libc::POSIX_SPAWN_USEVFORK.into()),
-    )?;
-    // Its own process group, SIGTERM back to the default and nothing
-    // blocked, whatever the calling thread had.
-    attr.set_pgroup(Pid::from_raw(0))?;
-    let mut term = SigSet::empty();
-    term.add(Signal::SIGTERM);
-    attr.set_sigdefault(&term)?;
-    attr.set_sigmask(&SigSet::empty())?;
-
-    // Made and registered under the descriptor list's lock: a child forked by another
-    // thread meanwhile closes both ends. Both are close-on-exec; only the
-    // child's copy at fd 3 survives its exec.
-    let (ours, theirs) = {
-        let mut fds = fds::fds();
-        let (ours, theirs) = fds::pair_above_stdio(nix::sys::socket::socketpair(
-            AddressFamily::Unix,
-            SockType::Stream,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )?)?;
-        (
-            RegisteredFd::new(&mut fds, ours),
-            RegisteredFd::new(&mut fds, theirs),
-        )
-    };
-    // Larger buffers: fewer round trips for large arguments and results
-    // (the kernel caps them at net.core.wmem_max).
-    for end in [ours.fd(), theirs.fd()] {
-        let _ = nix::sys::socket::setsockopt(end, nix::sys::socket::sockopt::SndBuf, &(1 << 20));
-    }
-    let mut actions = PosixSpawnFileActions::init()?;
-    // dup2 onto itself would keep close-on-exec: move it off 3 first.
-    let theirs = if theirs.fd().as_raw_fd() == CHANNEL_FD {
-        let moved = nix::fcntl::fcntl(theirs.fd(), FcntlArg::F_DUPFD_CLOEXEC(CHANNEL_FD + 1))?;
-        // SAFETY: fcntl just returned this new descriptor, owned by nobody.
-        let moved = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(moved) };
-        let mut fds = fds::fds();
-        let moved = RegisteredFd::new(&mut fds, moved);
-        theirs.close_locked(&mut fds);
-        moved
-    } else {
-        theirs
-    };
-    // Output first: were `out` 3 (a caller that closed its standard
-    // descriptors), the channel's dup2 would replace it.
-    if let Some(out) = output {
-        actions.add_dup2(out, 1)?;
-        actions.add_dup2(out, 2)?;
-    }
-    actions.add_dup2(theirs.fd().as_raw_fd(), CHANNEL_FD)?;
+    let attr = spawn_attr()?;
+    let (ours, theirs) = channel_pair()?;
+    let theirs = off_channel_fd(theirs)?;
+    let actions = file_actions(output, &theirs)?;
     // stdin becomes /dev/null in the child's entry, before any user code.
     let pid = nix::spawn::posix_spawn(
         c"/proc/self/exe",
@@ -192,6 +136,83 @@ pub(crate) fn spawn(
         return Err(e.into());
     }
     Ok((child, ours))
+}
+
+/// The channel: made and registered under the descriptor list's lock, so
+/// a child forked by another thread meanwhile closes both ends. Both are
+/// close-on-exec; only the child's copy at fd 3 survives its exec.
+fn channel_pair() -> io::Result<(RegisteredFd, RegisteredFd)> {
+    let (ours, theirs) = {
+        let mut fds = fds::fds();
+        let (ours, theirs) = fds::pair_above_stdio(nix::sys::socket::socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )?)?;
+        (
+            RegisteredFd::new(&mut fds, ours),
+            RegisteredFd::new(&mut fds, theirs),
+        )
+    };
+    // Larger buffers: fewer round trips for large arguments and results
+    // (the kernel caps them at net.core.wmem_max).
+    for end in [ours.fd(), theirs.fd()] {
+        let _ = nix::sys::socket::setsockopt(end, nix::sys::socket::sockopt::SndBuf, &(1 << 20));
+    }
+    Ok((ours, theirs))
+}
+
+/// The spawn attributes of every exec child: its own process group,
+/// SIGTERM back to the default and nothing blocked, whatever the calling
+/// thread had.
+fn spawn_attr() -> io::Result<PosixSpawnAttr> {
+    let mut attr = PosixSpawnAttr::init()?;
+    // USEVFORK: glibc before 2.24 returns from posix_spawn before the
+    // child has exec'd unless asked for vfork; later glibc always waits
+    // for the exec (and ignores the flag). The check of the child's fd 3
+    // below relies on that wait.
+    attr.set_flags(
+        PosixSpawnFlags::POSIX_SPAWN_SETPGROUP
+            | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF
+            | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK
+            | PosixSpawnFlags::from_bits_retain(nix::libc::POSIX_SPAWN_USEVFORK.into()),
+    )?;
+    attr.set_pgroup(Pid::from_raw(0))?;
+    let mut term = SigSet::empty();
+    term.add(Signal::SIGTERM);
+    attr.set_sigdefault(&term)?;
+    attr.set_sigmask(&SigSet::empty())?;
+    Ok(attr)
+}
+
+/// The child's end of the channel, moved off fd 3 if it is there: a dup2
+/// onto itself would keep close-on-exec.
+fn off_channel_fd(theirs: RegisteredFd) -> io::Result<RegisteredFd> {
+    if theirs.fd().as_raw_fd() != CHANNEL_FD {
+        return Ok(theirs);
+    }
+    let moved = nix::fcntl::fcntl(theirs.fd(), FcntlArg::F_DUPFD_CLOEXEC(CHANNEL_FD + 1))?;
+    // SAFETY: fcntl just returned this new descriptor, owned by nobody.
+    let moved = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(moved) };
+    let mut fds = fds::fds();
+    let moved = RegisteredFd::new(&mut fds, moved);
+    theirs.close_locked(&mut fds);
+    Ok(moved)
+}
+
+/// What the child's descriptors become: `output` (a test attempt's pipe)
+/// on 1 and 2, the channel on 3.
+fn file_actions(output: Option<RawFd>, theirs: &RegisteredFd) -> io::Result<PosixSpawnFileActions> {
+    let mut actions = PosixSpawnFileActions::init()?;
+    // Output first: were `out` 3 (a caller that closed its standard
+    // descriptors), the channel's dup2 would replace it.
+    if let Some(out) = output {
+        actions.add_dup2(out, 1)?;
+        actions.add_dup2(out, 2)?;
+    }
+    actions.add_dup2(theirs.fd().as_raw_fd(), CHANNEL_FD)?;
+    Ok(actions)
 }
 
 /// Writes all of `data` to a socket without SIGPIPE: a child that is

@@ -190,6 +190,84 @@ where
     }
 }
 
+/// The locks a fork-mode start holds across `fork`, taken in the lock
+/// order: stdout, stderr, rwt's poller, then (by the caller) rwt's
+/// descriptor list. A caller that holds the stdout lock while calling us
+/// must not deadlock with another caller. Holding the stdio locks across
+/// fork means the child never inherits them locked by a thread that does
+/// not exist there; flushing first means the child never prints the
+/// caller's buffered output again.
+struct ForkLocks {
+    out: io::StdoutLock<'static>,
+    forking: fds::Forking,
+    err: io::StderrLock<'static>,
+    poller: crate::wait::poller::ForkGuard,
+}
+
+impl ForkLocks {
+    fn take() -> Self {
+        let mut out = io::stdout().lock();
+        let _ = out.flush();
+        let forking = fds::Forking::start();
+        let err = io::stderr().lock();
+        let poller = crate::wait::poller::lock_for_fork();
+        ForkLocks {
+            out,
+            forking,
+            err,
+            poller,
+        }
+    }
+
+    /// In the parent, the fork over (or failed): counts it out, then
+    /// releases the descriptor list and the rest, innermost first.
+    fn release(self, mut fds: std::sync::MutexGuard<'static, fds::Fds>) {
+        let ForkLocks {
+            out,
+            forking,
+            err,
+            poller,
+        } = self;
+        forking.end(&mut fds);
+        drop(fds);
+        drop(poller);
+        drop(err);
+        drop(out);
+    }
+
+    /// In the child (its copy of the descriptor list already released):
+    /// the only thread there releases the copies it holds.
+    fn release_in_child(self) {
+        let ForkLocks {
+            out,
+            forking,
+            err,
+            poller,
+        } = self;
+        forking.in_child();
+        drop(poller);
+        drop(err);
+        drop(out);
+    }
+}
+
+/// In the parent, once the locks are released: the child in its own
+/// group, and the result pipe non-blocking.
+fn watch_from_parent(child: Child, read: RegisteredFd) -> io::Result<(Child, RegisteredFd)> {
+    // Whichever of parent and child runs first puts the child in its own
+    // group, so a group kill never misses it.
+    if child.is_ours() {
+        let pid = nix::unistd::Pid::from_raw(child.pid() as i32);
+        let _ = nix::unistd::setpgid(pid, pid);
+    }
+    if let Err(e) = nix::fcntl::fcntl(read.fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)) {
+        // Nobody would watch it: it goes now, not as a zombie.
+        let _ = crate::call::kill::kill_now(child, std::time::Duration::ZERO);
+        return Err(e.into());
+    }
+    Ok((child, read))
+}
+
 /// Watches one attempt whose child was just forked (or failed to be).
 async fn attempt<R, W>(
     waiter: &mut W,
@@ -235,18 +313,7 @@ where
     R: Serialize,
 {
     crate::os::panic_hook::ensure_panic_hook();
-    // Lock order: stdout, stderr, rwt's poller, then rwt's descriptor list (a caller that holds
-    // the stdout lock while calling us must not deadlock with another
-    // caller). Holding the stdio locks across fork means the child never
-    // inherits them locked by a thread that does not exist there; flushing
-    // first means the child never prints the caller's buffered output again.
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
-    let _ = out.flush();
-    let forking = fds::Forking::start();
-    let stderr = io::stderr();
-    let err = stderr.lock();
-    let poller = crate::wait::poller::lock_for_fork();
+    let locks = ForkLocks::take();
     let mut fds = fds::fds();
     let (read, write) = fds::pair_above_stdio(nix::unistd::pipe2(OFlag::O_CLOEXEC)?)?;
     let read = RegisteredFd::new(&mut fds, read);
@@ -266,10 +333,7 @@ where
             // (`os::state`).
             let close = fds.reset_in_child();
             drop(fds);
-            forking.in_child();
-            drop(poller);
-            drop(err);
-            drop(out);
+            locks.release_in_child();
             let pipe = write;
             // SAFETY: this is the child just forked, taking its one copy;
             // `body::run` never returns.
@@ -292,30 +356,12 @@ where
             // that it can be compared with the child's.
             let child = Child::adopt_holding(pid, write.as_fd(), write.as_raw_fd());
             drop(write);
-            forking.end(&mut fds);
-            drop(fds);
-            drop(poller);
-            drop(err);
-            drop(out);
-            // Whichever of parent and child runs first puts the child in
-            // its own group, so a group kill never misses it.
-            if child.is_ours() {
-                let _ = nix::unistd::setpgid(pid, pid);
-            }
-            if let Err(e) = nix::fcntl::fcntl(read.fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)) {
-                // Nobody would watch it: it goes now, not as a zombie.
-                let _ = crate::call::kill::kill_now(child, std::time::Duration::ZERO);
-                return Err(e.into());
-            }
-            Ok((child, read))
+            locks.release(fds);
+            watch_from_parent(child, read)
         }
         Err(e) => {
             drop(write);
-            forking.end(&mut fds);
-            drop(fds);
-            drop(poller);
-            drop(err);
-            drop(out);
+            locks.release(fds);
             drop(read);
             Err(e.into())
         }

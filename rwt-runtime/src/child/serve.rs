@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 
 use crate::child::body;
-use crate::child::functions::{find, ExecFrame};
+use crate::child::functions::{find, ExecFn, ExecFrame};
 use crate::wire::codec;
 use crate::wire::frame::{self, Kind};
 use crate::wire::protocol::{decode_request, ARGS_LIMIT, CHANNEL_FD, EXIT_REFUSED, REQUEST_LEN};
@@ -26,57 +26,13 @@ const KEEP_LIMIT: usize = 64 << 20;
 /// between calls; processes a call started do not (see `descendants`).
 pub(crate) fn serve_requests(channel: OwnedFd, pool: bool) -> ! {
     crate::os::panic_hook::ensure_panic_hook();
-    if pool {
-        // Descendants that lose their parent come to the worker, to be
-        // reaped.
-        let _ = nix::sys::prctl::set_child_subreaper(true);
-        body::serve_many();
-    }
+    let mut baseline = if pool { become_worker() } else { None };
     let mut stream = std::os::unix::net::UnixStream::from(channel);
-    // What a call may leave behind is compared with this after each call;
-    // without it the worker serves one call.
-    let mut baseline = if pool {
-        // What every async call's runtime sets up once per process (with
-        // tokio: its global signal pipe, if a crate enables that) belongs
-        // to the baseline, not to the first call.
-        #[cfg(feature = "tokio")]
-        crate::child::executor::block_on(async {});
-        crate::child::leftovers::Baseline::take()
-    } else {
-        None
-    };
     // Reused from call to call (zeroed once): a small request arrives in
     // one read.
     let mut buf: Vec<u8> = vec![0; 64 * 1024];
     loop {
-        let mut filled = 0;
-        if read_at_least(&mut stream, &mut buf, &mut filled, REQUEST_LEN).is_err() {
-            body::exit_now(0);
-        }
-        let mut head = [0u8; REQUEST_LEN];
-        head.copy_from_slice(&buf[..REQUEST_LEN]);
-        let (id, len, limits) = decode_request(&head);
-        if len > ARGS_LIMIT {
-            reply_and_leave(
-                &stream,
-                &format!("arguments of {len} bytes exceed the limit of {ARGS_LIMIT} bytes"),
-            );
-        }
-        let total = REQUEST_LEN + usize::try_from(len).unwrap_or(usize::MAX - REQUEST_LEN);
-        if read_at_least(&mut stream, &mut buf, &mut filled, total).is_err() {
-            body::exit_now(0);
-        }
-        let f = match find(id) {
-            Some(f) if !f.is_ambiguous() => f,
-            Some(_) => reply_and_leave(
-                &stream,
-                &format!("two exec-mode functions share the id {id:#018x}: ambiguous, not run"),
-            ),
-            None => reply_and_leave(
-                &stream,
-                &format!("no exec-mode function with id {id:#018x} in this binary"),
-            ),
-        };
+        let (f, total, limits) = read_request(&mut stream, &mut buf);
         // Whatever the last call did to SIGTERM, this one starts with the
         // default: the kill ladder relies on it.
         body::reset_sigterm();
@@ -130,6 +86,60 @@ pub(crate) fn serve_requests(channel: OwnedFd, pool: bool) -> ! {
             codec::encode_next_into(bytes);
         }
     }
+}
+
+/// Makes this process a pool worker: descendants that lose their parent
+/// come to it to be reaped, and each result is dropped once sent. Returns
+/// what a call may leave behind is compared with after each call (without
+/// it, the worker serves one call).
+fn become_worker() -> Option<crate::child::leftovers::Baseline> {
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    body::serve_many();
+    // What every async call's runtime sets up once per process (with
+    // tokio: its global signal pipe, if a crate enables that) belongs to
+    // the baseline, not to the first call.
+    #[cfg(feature = "tokio")]
+    crate::child::executor::block_on(async {});
+    crate::child::leftovers::Baseline::take()
+}
+
+/// Reads the next request into `buf` and finds its function: the
+/// function, where its arguments end in `buf`, and the call's limits. At
+/// the end of the channel the process leaves; a request it cannot serve
+/// is answered with the reason, and the process leaves.
+fn read_request(
+    stream: &mut std::os::unix::net::UnixStream,
+    buf: &mut Vec<u8>,
+) -> (&'static ExecFn, usize, crate::limits::Limits) {
+    let mut filled = 0;
+    if read_at_least(stream, buf, &mut filled, REQUEST_LEN).is_err() {
+        body::exit_now(0);
+    }
+    let mut head = [0u8; REQUEST_LEN];
+    head.copy_from_slice(&buf[..REQUEST_LEN]);
+    let (id, len, limits) = decode_request(&head);
+    if len > ARGS_LIMIT {
+        reply_and_leave(
+            stream,
+            &format!("arguments of {len} bytes exceed the limit of {ARGS_LIMIT} bytes"),
+        );
+    }
+    let total = REQUEST_LEN + usize::try_from(len).unwrap_or(usize::MAX - REQUEST_LEN);
+    if read_at_least(stream, buf, &mut filled, total).is_err() {
+        body::exit_now(0);
+    }
+    let f = match find(id) {
+        Some(f) if !f.is_ambiguous() => f,
+        Some(_) => reply_and_leave(
+            stream,
+            &format!("two exec-mode functions share the id {id:#018x}: ambiguous, not run"),
+        ),
+        None => reply_and_leave(
+            stream,
+            &format!("no exec-mode function with id {id:#018x} in this binary"),
+        ),
+    };
+    (f, total, limits)
 }
 
 /// Reads from `stream` until `buf[..*filled]` holds at least `want` bytes,

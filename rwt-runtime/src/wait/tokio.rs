@@ -42,40 +42,9 @@ pub(super) async fn tokio_wait(
     cancel: Option<BorrowedFd<'_>>,
     until: Deadline,
 ) -> nix::Result<()> {
-    use tokio::io::unix::AsyncFd;
     use tokio::io::Interest;
 
-    let errno = |e: std::io::Error| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0));
-    // tokio panics when its runtime was built without I/O: that is an
-    // answer (use the poller), not a bug of the caller's.
-    let register = |fd: RawFd, interest: Interest| {
-        // SAFETY: see the callers: `fd` stays open, and the same, for as
-        // long as the registration lives.
-        let registered = crate::os::panic_hook::quietly(|| unsafe {
-            AsyncFd::register_with_interest(Fd(fd), interest)
-        });
-        match registered {
-            Ok(r) => r.map_err(|e| errno(e.into())),
-            Err(_) => Err(NO_REACTOR),
-        }
-    };
-    let timer = timer_at(until)?;
-    let cancel_copy = match cancel {
-        Some(fd) => {
-            let copy = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(0))?;
-            // SAFETY: fcntl just returned this new descriptor; nothing else
-            // owns it.
-            Some(unsafe { OwnedFd::from_raw_fd(copy) })
-        }
-        None => None,
-    };
-    let (timer, cancel_copy) = {
-        let mut fds = fds::fds();
-        (
-            RegisteredFd::new(&mut fds, timer),
-            cancel_copy.map(|fd| RegisteredFd::new(&mut fds, fd)),
-        )
-    };
+    let (timer, cancel_copy) = private_descriptors(until, cancel)?;
     let channel = match channel {
         Some((fd, write)) => {
             let interest = if write {
@@ -121,6 +90,50 @@ pub(super) async fn tokio_wait(
     drop(cancel_copy);
     drop(timer);
     Ok(())
+}
+
+/// Registers `fd` with this thread's tokio reactor. tokio panics when its
+/// runtime was built without I/O: that is an answer (use the poller,
+/// [`NO_REACTOR`]), not a bug of the caller's.
+///
+/// The caller keeps `fd` open, and the same, for as long as the
+/// registration lives.
+fn register(fd: RawFd, interest: tokio::io::Interest) -> nix::Result<tokio::io::unix::AsyncFd<Fd>> {
+    // SAFETY: per the contract above, `fd` outlives the registration.
+    let registered = crate::os::panic_hook::quietly(|| unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(Fd(fd), interest)
+    });
+    match registered {
+        Ok(r) => r.map_err(|e| {
+            let e = std::io::Error::from(e);
+            nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0))
+        }),
+        Err(_) => Err(NO_REACTOR),
+    }
+}
+
+/// The wait's own descriptors, registered with rwt's list: a timer for
+/// `until`, and a duplicate of the cancel pipe (one epoll set cannot hold
+/// the descriptor every call shares twice).
+fn private_descriptors(
+    until: Deadline,
+    cancel: Option<BorrowedFd<'_>>,
+) -> nix::Result<(RegisteredFd, Option<RegisteredFd>)> {
+    let timer = timer_at(until)?;
+    let cancel_copy = match cancel {
+        Some(fd) => {
+            let copy = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(0))?;
+            // SAFETY: fcntl just returned this new descriptor; nothing else
+            // owns it.
+            Some(unsafe { OwnedFd::from_raw_fd(copy) })
+        }
+        None => None,
+    };
+    let mut fds = fds::fds();
+    Ok((
+        RegisteredFd::new(&mut fds, timer),
+        cancel_copy.map(|fd| RegisteredFd::new(&mut fds, fd)),
+    ))
 }
 
 /// A timer descriptor that becomes readable at `until`, to the

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 
 use crate::call::attempt;
+use crate::call::exchange::exchange;
 use crate::call::exchange::Stop;
 use crate::call::kill::Guarded;
 use crate::call::outcome::{Ended, Outcome};
@@ -38,6 +39,7 @@ use crate::os::fds::RegisteredFd;
 use crate::os::state::ProcessLocal;
 use crate::wait::deadline::{Deadline, Waiter};
 use crate::wire::frame::Kind;
+use crate::wire::protocol::request_header;
 
 mod thread;
 use thread::{ask, start_via_pool_thread};
@@ -131,6 +133,35 @@ pub fn set_pool_idle_timeout(idle: Duration) {
     STATE.lock().idle_timeout = idle;
 }
 
+/// Retires a worker that left without reading the request. No
+/// replacement is asked for here: it would be started before the worker
+/// the call now needs.
+fn retire_leaving(function: &str, child: Child, channel: RegisteredFd) {
+    tracing::debug!(target: "rwt", function, pid = child.pid(), "worker retired with leftovers");
+    retire(Worker {
+        child,
+        channel,
+        idle_since: Instant::now(),
+    });
+}
+
+/// A worker for an attempt: an idle one, else a new one the pool thread
+/// starts before `deadline`. Without one, how the attempt ended.
+fn worker_for<R>(deadline: Deadline, function: &str) -> Result<Worker, Ended<R>> {
+    if let Some(worker) = take_idle() {
+        return Ok(worker);
+    }
+    match start_via_pool_thread(deadline) {
+        Ok(Some(worker)) => Ok(worker),
+        Ok(None) => Err(Outcome::Timeout {
+            orphan: None,
+            stuck: None,
+        }
+        .into()),
+        Err(e) => Err(attempt::spawn_failed(function, e)),
+    }
+}
+
 /// Runs one attempt of function `id` with its encoded `args` on a worker
 /// (workers are started by the pool thread, whatever the caller).
 pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
@@ -144,33 +175,21 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
     let started = Instant::now();
     let deadline = Deadline::after(opts.secs);
     loop {
-        let worker = match take_idle() {
-            Some(w) => w,
-            None => match start_via_pool_thread(deadline) {
-                Ok(Some(w)) => w,
-                Ok(None) => {
-                    return Outcome::Timeout {
-                        orphan: None,
-                        stuck: None,
-                    }
-                    .into()
-                }
-                Err(e) => return attempt::spawn_failed(function, e),
-            },
+        let Worker { child, channel, .. } = match worker_for(deadline, function) {
+            Ok(worker) => worker,
+            Err(ended) => return ended,
         };
-        let Worker { child, channel, .. } = worker;
         let busy = Busy::start();
         let mut child = Guarded::new(child);
-        let (waited, reader) = crate::call::exchange::exchange(
+        let request = (request_header(id, args.len(), &opts.limits), args);
+        let stop = Stop { deadline, cancel };
+        let (waited, reader) = exchange(
             waiter,
             child.child(),
             channel.fd(),
-            (
-                crate::wire::protocol::request_header(id, args.len(), &opts.limits),
-                args,
-            ),
+            request,
             opts.result_limit,
-            Stop { deadline, cancel },
+            stop,
             true,
         )
         .await;
@@ -180,14 +199,7 @@ pub(crate) async fn attempt<R: DeserializeOwned, W: Waiter>(
             // The worker's last call left something behind: it retires
             // without reading this request, which another worker serves,
             // within the same deadline.
-            tracing::debug!(target: "rwt", function, pid = child.child().pid(), "worker retired with leftovers");
-            // No replacement asked for here: it would be started before the
-            // worker this call now needs.
-            retire(Worker {
-                child: child.into_inner(),
-                channel,
-                idle_since: Instant::now(),
-            });
+            retire_leaving(function, child.into_inner(), channel);
             continue;
         }
         // The worker may have said it leaves right after its answer, and
