@@ -8,7 +8,7 @@
 //! // Output:
 //! pub fn exists(path: String) -> ::core::result::Result<bool, ::rwt::Error> {
 //!     ::rwt::__private::call_fork(
-//!         &::rwt::__private::Options::new().secs(1.5).ntries(3).kill(true).grace(0.0),
+//!         &::rwt::__private::Options::new().secs(1.5).ntries(3),  // only what was written
 //!         "exists",
 //!         move || -> bool { body },          // runs in the child
 //!         |value: &bool| -> bool { /* is it an `Err`? */ },
@@ -99,37 +99,6 @@ pub(crate) fn rewrite_named(
         syn::ReturnType::Default => syn::parse_quote!(()),
         syn::ReturnType::Type(_, ty) => *ty,
     };
-    let ret_span = ret.span();
-
-    let secs = match &options.secs {
-        Secs::Value(v) => proc_macro2::Literal::f64_suffixed(*v).into_token_stream(),
-        Secs::Const(path) => const_secs(path),
-    };
-    let ntries = options.ntries;
-    let kill = options.kill;
-    let grace = proc_macro2::Literal::f64_suffixed(options.grace);
-    let value = syn::Ident::new("__rwt_value", Span::mixed_site());
-    let memory = options.memory.map(|m| quote! { .memory(#m) });
-    let cpu = options
-        .cpu
-        .map(proc_macro2::Literal::f64_suffixed)
-        .map(|c| quote! { .cpu(#c) });
-    let settings = quote! {
-        &::rwt::__private::Options::new()
-            .secs(#secs)
-            .ntries(#ntries)
-            .kill(#kill)
-            .grace(#grace)
-            #memory
-            #cpu
-    };
-    let failed = quote_spanned! {ret_span=>
-        |#value: &#ret| -> bool {
-            #[allow(unused_imports)]
-            use ::rwt::__private::{OtherProbe as _, ResultProbe as _};
-            (&::rwt::__private::Probe(#value)).__rwt_failed()
-        }
-    };
     let is_async = asyncness.is_some();
     // An async body runs to completion on an executor in the child.
     let block: syn::Block = if is_async {
@@ -137,47 +106,20 @@ pub(crate) fn rewrite_named(
     } else {
         *block
     };
+    let call = Call {
+        name,
+        is_async,
+        generics: &generics,
+        inputs: &inputs,
+        ret: &ret,
+        block: &block,
+        settings: settings(options),
+        failed: failed(&ret),
+    };
     let (inputs, call) = match options.mode {
-        // The call is spanned at the user's return type: it is the one place
-        // that requires `Serialize + DeserializeOwned` of that type, so a
-        // type without them is reported once, there, not at the attribute.
-        // (The body keeps its own spans: it is interpolated.)
-        Mode::Fork if is_async => {
-            // The spawner thread forks the child: the arguments the body
-            // captures must be `Send`, said at each parameter's type.
-            let checks = inputs.iter().filter_map(|input| match input {
-                syn::FnArg::Typed(param) => {
-                    let ty = &*param.ty;
-                    Some(quote_spanned! {ty.span()=>
-                        let () = ::rwt::__private::async_argument::<#ty>();
-                    })
-                }
-                syn::FnArg::Receiver(_) => None,
-            });
-            let entry = quote_spanned!(ret_span=> ::rwt::__private::call_fork_async);
-            let call = quote_spanned! {ret_span=>
-                #(#checks)*
-                #entry(#settings, #name, move || -> #ret #block, #failed).await
-            };
-            (inputs.into_token_stream(), call)
-        }
-        Mode::Fork => {
-            let entry = quote_spanned!(ret_span=> ::rwt::__private::call_fork);
-            let call = quote_spanned! {ret_span=>
-                #entry(#settings, #name, move || -> #ret #block, #failed)
-            };
-            (inputs.into_token_stream(), call)
-        }
-        Mode::Exec | Mode::Pool => {
-            let mode = if options.mode == Mode::Pool {
-                quote!(::rwt::__private::ExecMode::Pool)
-            } else {
-                quote!(::rwt::__private::ExecMode::Exec)
-            };
-            exec_call(
-                &mode, is_async, &generics, &inputs, &ret, &block, &settings, name, &failed,
-            )
-        }
+        Mode::Fork => (inputs.to_token_stream(), fork_call(&call)),
+        Mode::Exec => exec_call(&call, &quote!(::rwt::__private::ExecMode::Exec)),
+        Mode::Pool => exec_call(&call, &quote!(::rwt::__private::ExecMode::Pool)),
     };
     quote! {
         #(#outer)*
@@ -188,6 +130,102 @@ pub(crate) fn rewrite_named(
             #(#inner)*
             #call
         }
+    }
+}
+
+/// The pieces of one call, borrowed from the signature, and the parts
+/// every mode's call is made of.
+struct Call<'a> {
+    /// The name errors give the function.
+    name: &'a str,
+    is_async: bool,
+    generics: &'a syn::Generics,
+    inputs: &'a syn::punctuated::Punctuated<syn::FnArg, syn::Token![,]>,
+    ret: &'a syn::Type,
+    /// The body (an async one already wrapped in `block_on`).
+    block: &'a syn::Block,
+    /// `&Options::new()` and its setters.
+    settings: TokenStream,
+    /// `|value: &R| -> bool`: whether a value is an `Err`.
+    failed: TokenStream,
+}
+
+/// Whether a value of the function is a failed attempt (an `Err`), by
+/// autoref specialisation on `Probe`.
+fn failed(ret: &syn::Type) -> TokenStream {
+    let value = syn::Ident::new("__rwt_value", Span::mixed_site());
+    quote_spanned! {ret.span()=>
+        |#value: &#ret| -> bool {
+            #[allow(unused_imports)]
+            use ::rwt::__private::{OtherProbe as _, ResultProbe as _};
+            (&::rwt::__private::Probe(#value)).__rwt_failed()
+        }
+    }
+}
+
+/// Fork mode: the body runs in a forked child, as a closure.
+///
+/// The call is spanned at the user's return type: it is the one place that
+/// requires `Serialize + DeserializeOwned` of that type, so a type without
+/// them is reported once, there, not at the attribute. (The body keeps its
+/// own spans: it is interpolated.)
+fn fork_call(call: &Call<'_>) -> TokenStream {
+    let Call {
+        name,
+        ret,
+        block,
+        settings,
+        failed,
+        ..
+    } = call;
+    let ret_span = ret.span();
+    if !call.is_async {
+        let entry = quote_spanned!(ret_span=> ::rwt::__private::call_fork);
+        return quote_spanned! {ret_span=>
+            #entry(#settings, #name, move || -> #ret #block, #failed)
+        };
+    }
+    // The spawner thread forks the child: the arguments the body captures
+    // must be `Send`, said at each parameter's type.
+    let checks = call.inputs.iter().filter_map(|input| match input {
+        syn::FnArg::Typed(param) => {
+            let ty = &*param.ty;
+            Some(quote_spanned! {ty.span()=>
+                let () = ::rwt::__private::async_argument::<#ty>();
+            })
+        }
+        syn::FnArg::Receiver(_) => None,
+    });
+    let entry = quote_spanned!(ret_span=> ::rwt::__private::call_fork_async);
+    quote_spanned! {ret_span=>
+        #(#checks)*
+        #entry(#settings, #name, move || -> #ret #block, #failed).await
+    }
+}
+
+/// `&Options::new()` with a setter for each option the user wrote: the
+/// runtime's `Options::new()` holds the defaults.
+fn settings(options: &valid::Options) -> TokenStream {
+    let secs = options.secs.as_ref().map(|secs| {
+        let secs = match secs {
+            Secs::Value(v) => proc_macro2::Literal::f64_suffixed(*v).into_token_stream(),
+            Secs::Const(path) => const_secs(path),
+        };
+        quote! { .secs(#secs) }
+    });
+    let ntries = options.ntries.map(|n| quote! { .ntries(#n) });
+    let kill = options.kill.map(|k| quote! { .kill(#k) });
+    let grace = options
+        .grace
+        .map(proc_macro2::Literal::f64_suffixed)
+        .map(|g| quote! { .grace(#g) });
+    let memory = options.memory.map(|m| quote! { .memory(#m) });
+    let cpu = options
+        .cpu
+        .map(proc_macro2::Literal::f64_suffixed)
+        .map(|c| quote! { .cpu(#c) });
+    quote! {
+        &::rwt::__private::Options::new() #secs #ntries #kill #grace #memory #cpu
     }
 }
 
@@ -208,63 +246,25 @@ pub(crate) fn rewrite_named(
 ///     // defines __RWT_FN and its constructor __RWT_REGISTER (see the runtime)
 /// call_exec(&options, "count", &__RWT_FN, &__RWT_REGISTER, &(&text, &__rwt_arg1), ExecMode::Exec)
 /// ```
-#[allow(clippy::too_many_arguments)] // the parts of one signature
-fn exec_call(
-    mode: &TokenStream,
-    is_async: bool,
-    generics: &syn::Generics,
-    inputs: &syn::punctuated::Punctuated<syn::FnArg, syn::Token![,]>,
-    ret: &syn::Type,
-    block: &syn::Block,
-    options: &TokenStream,
-    name: &str,
-    failed: &TokenStream,
-) -> (TokenStream, TokenStream) {
-    let site = Span::mixed_site();
-    let mut outer_inputs = Vec::new();
-    let mut sent = Vec::new();
-    let mut owned = Vec::new();
-    let mut vals = Vec::new();
-    let mut passed = Vec::new();
-    let mut checks = Vec::new();
-    for (i, input) in inputs.iter().enumerate() {
-        let syn::FnArg::Typed(param) = input else {
-            continue; // receivers were refused by `valid::exec_signature`
-        };
-        let ty = &*param.ty;
-        // The caller's parameter keeps its name when it is a plain one (so
-        // the docs read the same); a pattern gets a name of ours.
-        let arg = match &*param.pat {
-            syn::Pat::Ident(p) if p.subpat.is_none() => p.ident.clone(),
-            _ => syn::Ident::new(&format!("__rwt_arg{i}"), site),
-        };
-        outer_inputs.push(quote!(#arg: #ty));
-        sent.push(quote!(&#arg));
-        let val = syn::Ident::new(&format!("__rwt_v{i}"), site);
-        // A reference arrives as a box of what it points to.
-        let (target, owned_ty, pass) = match ty {
-            syn::Type::Reference(r) => {
-                let elem = &*r.elem;
-                let owned = erase_lifetimes(elem.to_token_stream());
-                (
-                    elem.clone(),
-                    quote!(::std::boxed::Box<#owned>),
-                    quote!(&*#val),
-                )
-            }
-            other => {
-                let owned = erase_lifetimes(other.to_token_stream());
-                (other.clone(), owned, quote!(#val))
-            }
-        };
-        let span = target.span();
-        checks.push(quote_spanned! {span=>
-            let () = ::rwt::__private::argument_crosses_processes::<#target>();
-        });
-        owned.push(owned_ty);
-        vals.push(val);
-        passed.push(pass);
-    }
+fn exec_call(call: &Call<'_>, mode: &TokenStream) -> (TokenStream, TokenStream) {
+    let Call {
+        name,
+        is_async,
+        generics,
+        inputs,
+        ret,
+        block,
+        settings: options,
+        failed,
+    } = call;
+    let ExecInputs {
+        outer_inputs,
+        sent,
+        owned,
+        vals,
+        passed,
+        checks,
+    } = exec_inputs(inputs);
     let original = inputs;
     let where_clause = &generics.where_clause;
     let signature_text = quote!((#original) -> #ret).to_string();
@@ -273,7 +273,7 @@ fn exec_call(
         fnv1a(block.to_token_stream().to_string().as_bytes())
     );
     let ret_span = ret.span();
-    let (entry, wait) = if is_async {
+    let (entry, wait) = if *is_async {
         (
             quote_spanned!(ret_span=> ::rwt::__private::call_exec_async),
             quote!(.await),
@@ -311,6 +311,74 @@ fn exec_call(
         #entry(#options, #name, &__RWT_FN, &__RWT_REGISTER, &(#(#sent,)*), #mode)#wait
     };
     (quote!(#(#outer_inputs),*), call)
+}
+
+/// What exec mode makes of each parameter.
+struct ExecInputs {
+    /// The caller's parameters: a plain name kept, a pattern named by us.
+    outer_inputs: Vec<TokenStream>,
+    /// What the caller sends: a reference to each parameter.
+    sent: Vec<TokenStream>,
+    /// The owned type each arrives as in the child (a reference as a box
+    /// of what it points to).
+    owned: Vec<TokenStream>,
+    /// The child's names for them.
+    vals: Vec<syn::Ident>,
+    /// How the child passes each to the body.
+    passed: Vec<TokenStream>,
+    /// A compile-time check, at each parameter's type, that it can cross.
+    checks: Vec<TokenStream>,
+}
+
+fn exec_inputs(inputs: &syn::punctuated::Punctuated<syn::FnArg, syn::Token![,]>) -> ExecInputs {
+    let site = Span::mixed_site();
+    let mut parts = ExecInputs {
+        outer_inputs: Vec::new(),
+        sent: Vec::new(),
+        owned: Vec::new(),
+        vals: Vec::new(),
+        passed: Vec::new(),
+        checks: Vec::new(),
+    };
+    for (i, input) in inputs.iter().enumerate() {
+        let syn::FnArg::Typed(param) = input else {
+            continue; // receivers were refused by `valid::exec_signature`
+        };
+        let ty = &*param.ty;
+        // The caller's parameter keeps its name when it is a plain one (so
+        // the docs read the same); a pattern gets a name of ours.
+        let arg = match &*param.pat {
+            syn::Pat::Ident(p) if p.subpat.is_none() => p.ident.clone(),
+            _ => syn::Ident::new(&format!("__rwt_arg{i}"), site),
+        };
+        parts.outer_inputs.push(quote!(#arg: #ty));
+        parts.sent.push(quote!(&#arg));
+        let val = syn::Ident::new(&format!("__rwt_v{i}"), site);
+        // A reference arrives as a box of what it points to.
+        let (target, owned_ty, pass) = match ty {
+            syn::Type::Reference(r) => {
+                let elem = &*r.elem;
+                let owned = erase_lifetimes(elem.to_token_stream());
+                (
+                    elem.clone(),
+                    quote!(::std::boxed::Box<#owned>),
+                    quote!(&*#val),
+                )
+            }
+            other => {
+                let owned = erase_lifetimes(other.to_token_stream());
+                (other.clone(), owned, quote!(#val))
+            }
+        };
+        let span = target.span();
+        parts.checks.push(quote_spanned! {span=>
+            let () = ::rwt::__private::argument_crosses_processes::<#target>();
+        });
+        parts.owned.push(owned_ty);
+        parts.vals.push(val);
+        parts.passed.push(pass);
+    }
+    parts
 }
 
 /// FNV-1a, 64 bits: the body's share of a function's id (the same hash as

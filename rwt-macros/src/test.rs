@@ -46,7 +46,7 @@ pub(crate) fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     let mode_given = parsed.mode.as_ref().map(|m| m.value.to_token_stream());
     let kill_given = parsed.kill.as_ref().map(|k| k.value.to_token_stream());
     let mut options = valid::options(parsed, &mut errors);
-    if let (Some(at), false) = (&kill_given, options.kill) {
+    if let (Some(at), Some(false)) = (&kill_given, options.kill) {
         errors.push(syn::Error::new_spanned(
             at,
             "a test cannot use `kill = false`: its child would run on after the test \
@@ -283,8 +283,10 @@ fn generate(
 
     // One attempt per call: the attempts are `run_test`'s, so that a panic
     // `#[should_panic]` expected is not retried, and the note says how many.
-    let ntries = options.ntries;
-    options.ntries = 1;
+    let ntries = match options.ntries.replace(1) {
+        Some(n) => quote!(#n),
+        None => quote!(::rwt::__private::DEFAULT_NTRIES),
+    };
     let fork = options.mode == Mode::Fork;
     let call = expand::rewrite_named(child, &options, &name);
     let expect = match should_panic {

@@ -28,13 +28,16 @@ pub(crate) enum Mode {
     Pool,
 }
 
-/// Options after their checks; defaults where absent (or wrong, with an
-/// error recorded).
+/// Options after their checks: `None` where not written (the runtime's
+/// `Options::new()` holds the defaults, in one place), and where wrong
+/// (with an error recorded).
 pub(crate) struct Options {
-    pub secs: Secs,
-    pub ntries: u32,
-    pub kill: bool,
-    pub grace: f64,
+    pub secs: Option<Secs>,
+    pub ntries: Option<u32>,
+    pub kill: Option<bool>,
+    pub grace: Option<f64>,
+    /// The attribute's own choice, not an option of the runtime's: fork by
+    /// default.
     pub mode: Mode,
     /// Bytes one attempt may add (`memory = "512 MiB"`).
     pub memory: Option<u64>,
@@ -44,41 +47,28 @@ pub(crate) struct Options {
 
 pub(crate) fn options(args: Args, errors: &mut Vec<syn::Error>) -> Options {
     let mut err = |at: TokenStream, msg: String| errors.push(syn::Error::new_spanned(at, msg));
-    let secs = match args.secs {
-        None => Secs::Value(1.0),
-        Some(opt) => match secs(&opt) {
-            Ok(s) => s,
-            Err((span, msg)) => {
-                err(span, msg);
-                Secs::Value(1.0)
-            }
-        },
-    };
-    let ntries = args.ntries.map_or(1, |opt| {
-        ntries(&opt).unwrap_or_else(|(span, msg)| {
-            err(span, msg);
-            1
-        })
-    });
-    let kill = args.kill.is_none_or(|opt| match &opt.value {
+    let secs = args
+        .secs
+        .and_then(|opt| secs(&opt).map_err(|(span, msg)| err(span, msg)).ok());
+    let ntries = args
+        .ntries
+        .and_then(|opt| ntries(&opt).map_err(|(span, msg)| err(span, msg)).ok());
+    let kill = args.kill.and_then(|opt| match &opt.value {
         syn::Expr::Lit(syn::ExprLit {
             lit: syn::Lit::Bool(b),
             ..
-        }) => b.value,
+        }) => Some(b.value),
         other => {
             err(
                 other.to_token_stream(),
                 "`kill` expects `true` or `false`".into(),
             );
-            true
+            None
         }
     });
-    let grace = args.grace.map_or(0.0, |opt| {
-        grace(&opt).unwrap_or_else(|(span, msg)| {
-            err(span, msg);
-            0.0
-        })
-    });
+    let grace = args
+        .grace
+        .and_then(|opt| grace(&opt).map_err(|(span, msg)| err(span, msg)).ok());
     let mode = args.mode.map_or(Mode::Fork, |opt| {
         mode(&opt).unwrap_or_else(|(span, msg)| {
             err(span, msg);

@@ -11,6 +11,8 @@ pub(crate) const MIN_SECS: f64 = 0.001;
 /// The largest deadline or grace accepted: 100 years. `Instant` arithmetic is
 /// safe well past this on every supported platform.
 pub(crate) const MAX_SECS: f64 = 100.0 * 365.25 * 24.0 * 3600.0;
+/// Attempts of a call that does not say: one.
+pub const DEFAULT_NTRIES: u32 = 1;
 /// Default cap on the encoded size of a result: 1 GiB.
 pub(crate) const DEFAULT_RESULT_LIMIT: u64 = 1 << 30;
 /// Default cap on what a command run through [`CommandExt`] may write to
@@ -56,7 +58,7 @@ impl Options {
     pub const fn new() -> Self {
         Options {
             secs: 1.0,
-            ntries: 1,
+            ntries: DEFAULT_NTRIES,
             kill: true,
             grace: 0.0,
             result_limit: DEFAULT_RESULT_LIMIT,
