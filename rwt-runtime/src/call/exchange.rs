@@ -10,7 +10,7 @@ use nix::errno::Errno;
 use nix::sys::socket::MsgFlags;
 
 use crate::call::outcome::Waited;
-use crate::call::process::{Child, FALLBACK_STEP};
+use crate::call::process::Child;
 use crate::os::cancel::Epoch;
 use crate::wait::deadline::{Deadline, Waiter};
 use crate::wire::reader::FrameReader;
@@ -190,14 +190,10 @@ async fn sleep<W: Waiter>(
     cancel: Option<&crate::os::cancel::Epoch>,
 ) -> Result<Looks, Waited> {
     let exit_fd = child.exit_fd();
-    // Without a pidfd nothing wakes us when the child ends: look again in
-    // short steps.
+    // Without a pidfd nothing wakes us when the child ends: it is looked
+    // at after each step.
     let polling = exit_fd.is_none();
-    let until = if polling {
-        Deadline::after(deadline.remaining().min(FALLBACK_STEP))
-    } else {
-        deadline
-    };
+    let until = deadline.or_step(exit_fd);
     let cancel = cancel.map(crate::os::cancel::Epoch::fd);
     match waiter.ready(pipe, exit_fd, cancel, until).await {
         Ok(ready) if ready.cancelled => Err(Waited::Cancelled),

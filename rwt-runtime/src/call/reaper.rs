@@ -14,9 +14,10 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 
-use crate::call::process::{Child, FALLBACK_STEP};
+use crate::call::process::Child;
 use crate::os::fds;
 use crate::os::state::ProcessLocal;
+use crate::wait::deadline::FALLBACK_STEP;
 
 /// The reaper of this process.
 #[derive(Debug)]

@@ -16,9 +16,7 @@
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-use nix::poll::PollFlags;
-
-use crate::wait::deadline::{ready_now, Deadline, Ready, Waiter};
+use crate::wait::deadline::{poll_set, ready_now, Deadline, Ready, Waiter};
 use crate::wait::poller::PollerWait;
 #[cfg(all(feature = "tokio", target_os = "linux"))]
 use crate::wait::tokio;
@@ -55,17 +53,9 @@ impl Waiter for AsyncWaiter {
                 }
             }
         }
-        let mut fds = Vec::with_capacity(3);
-        if let Some((fd, write)) = channel {
-            let mut events = PollFlags::POLLIN;
-            if write {
-                events |= PollFlags::POLLOUT;
-            }
-            fds.push((fd.as_raw_fd(), events));
-        }
-        for fd in [exit, cancel].into_iter().flatten() {
-            fds.push((fd.as_raw_fd(), PollFlags::POLLIN));
-        }
+        let fds = poll_set(channel, exit, cancel)
+            .map(|(fd, events)| (fd.as_raw_fd(), events))
+            .collect();
         PollerWait::new(fds, until.instant()).await;
         ready_now(channel, exit, cancel)
     }

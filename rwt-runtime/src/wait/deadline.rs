@@ -36,7 +36,22 @@ impl Deadline {
     pub(crate) fn instant(self) -> Instant {
         self.0
     }
+
+    /// How long a wait for a child's end may sleep: to this deadline if
+    /// the child's exit wakes the wait (`exit_fd`, its pidfd), or else one
+    /// [`FALLBACK_STEP`] at most, since nothing would wake it when the
+    /// child ends: the one place that steps without a pidfd.
+    pub(crate) fn or_step(self, exit_fd: Option<BorrowedFd<'_>>) -> Deadline {
+        match exit_fd {
+            Some(_) => self,
+            None => Deadline::after(self.remaining().min(FALLBACK_STEP)),
+        }
+    }
 }
+
+/// Step of a wait for a child's end where no pidfd exists (non-Linux, old
+/// kernels).
+pub(crate) const FALLBACK_STEP: Duration = Duration::from_millis(2);
 
 /// What a wait found ready.
 #[derive(Clone, Copy, Debug, Default)]
@@ -101,24 +116,35 @@ pub(crate) fn wait_ready(
     ))
 }
 
-/// The `ppoll` set of a wait: the channel first, then exit, then cancel.
+/// The poll set of a wait, for every waiter: the channel first (readable,
+/// and writable if asked), then exit, then cancel (readable).
+pub(crate) fn poll_set<'a>(
+    channel: Option<(BorrowedFd<'a>, bool)>,
+    exit: Option<BorrowedFd<'a>>,
+    cancel: Option<BorrowedFd<'a>>,
+) -> impl Iterator<Item = (BorrowedFd<'a>, PollFlags)> {
+    let channel = channel.map(|(fd, write)| {
+        let mut events = PollFlags::POLLIN;
+        if write {
+            events |= PollFlags::POLLOUT;
+        }
+        (fd, events)
+    });
+    let others = [exit, cancel].into_iter().flatten();
+    channel
+        .into_iter()
+        .chain(others.map(|fd| (fd, PollFlags::POLLIN)))
+}
+
+/// [`poll_set`] as `ppoll` takes it.
 fn poll_fds<'a>(
     channel: Option<(BorrowedFd<'a>, bool)>,
     exit: Option<BorrowedFd<'a>>,
     cancel: Option<BorrowedFd<'a>>,
 ) -> Vec<PollFd<'a>> {
-    let mut fds: Vec<PollFd<'a>> = Vec::with_capacity(3);
-    if let Some((c, want_write)) = channel {
-        let mut events = PollFlags::POLLIN;
-        if want_write {
-            events |= PollFlags::POLLOUT;
-        }
-        fds.push(PollFd::new(c, events));
-    }
-    for fd in [exit, cancel].into_iter().flatten() {
-        fds.push(PollFd::new(fd, PollFlags::POLLIN));
-    }
-    fds
+    poll_set(channel, exit, cancel)
+        .map(|(fd, events)| PollFd::new(fd, events))
+        .collect()
 }
 
 /// What a polled set built by [`poll_fds`] says.

@@ -21,7 +21,7 @@ use nix::unistd::Pid;
 
 use crate::call::kill;
 use crate::call::outcome::{Ended, Outcome};
-use crate::call::process::{Child, Status, FALLBACK_STEP};
+use crate::call::process::{Child, Status};
 use crate::call::{reaper, retry};
 use crate::options::Checked;
 use crate::os::cancel::Epoch;
@@ -304,13 +304,8 @@ fn watch(
         }
         let mut fds: Vec<BorrowedFd<'_>> = pipes.iter().map(|(fd, _)| *fd).collect();
         let exit_fd = child.exit_fd();
-        let until = match exit_fd {
-            Some(fd) => {
-                fds.push(fd);
-                deadline
-            }
-            None => Deadline::after(deadline.remaining().min(FALLBACK_STEP)),
-        };
+        let until = deadline.or_step(exit_fd);
+        fds.extend(exit_fd);
         if let Some(epoch) = cancel {
             fds.push(epoch.fd());
         }

@@ -10,7 +10,7 @@
 //! which reaps as it sees the exit.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
@@ -34,9 +34,6 @@ pub(crate) enum Status {
     /// its status is lost.
     Lost,
 }
-
-/// Step of the wait loop where no pidfd exists (non-Linux, old kernels).
-pub(crate) const FALLBACK_STEP: Duration = Duration::from_millis(2);
 
 /// A child of this process, owned until reaped.
 #[derive(Debug)]
@@ -204,13 +201,8 @@ impl Child {
             if deadline.passed() {
                 return false;
             }
-            // Without a pidfd nothing wakes us when the child ends: look
-            // again in short steps.
             let exit = self.exit_fd();
-            let until = match exit {
-                Some(_) => deadline,
-                None => Deadline::after(deadline.remaining().min(FALLBACK_STEP)),
-            };
+            let until = deadline.or_step(exit);
             if waiter.ready(None, exit, None, until).await.is_err() {
                 return self.has_exited();
             }
