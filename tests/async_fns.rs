@@ -107,8 +107,7 @@ in_every_mode! {
 
     #[timeout(secs = 60.0)]
     async fn lingers(pid_file: String) -> u8 {
-        std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
-        std::thread::sleep(Duration::from_secs(60));
+        common::note_pid_and_sleep(&pid_file, Duration::from_secs(60));
         0
     }
 
@@ -124,8 +123,7 @@ in_every_mode! {
 
     #[timeout(secs = 10.0)]
     async fn started_then(pid_file: String, ms: u64, value: u8) -> u8 {
-        std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
-        std::thread::sleep(Duration::from_millis(ms));
+        common::note_pid_and_sleep(&pid_file, Duration::from_millis(ms));
         value
     }
 

@@ -89,8 +89,7 @@ in_every_mode! {
 
     #[timeout(secs = 60.0)]
     fn lingers(pid_file: String) -> u8 {
-        std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
-        std::thread::sleep(Duration::from_secs(60));
+        common::note_pid_and_sleep(&pid_file, Duration::from_secs(60));
         0
     }
 }

@@ -39,8 +39,7 @@ in_every_mode! {
 
     #[timeout(secs = 10.0)]
     fn waits_to_be_killed(pid_file: String) -> u8 {
-        std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
-        std::thread::sleep(Duration::from_secs(30));
+        common::note_pid_and_sleep(&pid_file, Duration::from_secs(30));
         0
     }
 

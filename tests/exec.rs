@@ -254,20 +254,14 @@ fn stray_with_a_socket_whose_peer_is_not_the_parent() {
 }
 
 /// A handshake as the caller writes it, then one request's header (a
-/// function id, the arguments' length, and no memory or CPU limit).
+/// function id, the arguments' length, and no memory or CPU limit), in the
+/// runtime's own encoding.
 fn handshake(nonce: &str, exe: (u64, u64), id: u64, args_len: u64) -> Vec<u8> {
-    let mut b = b"RWTx2".to_vec();
-    for i in 0..16 {
-        b.push(u8::from_str_radix(&nonce[2 * i..2 * i + 2], 16).unwrap());
+    let mut bytes = [0u8; 16];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&nonce[2 * i..2 * i + 2], 16).unwrap();
     }
-    b.extend_from_slice(&exe.0.to_le_bytes());
-    b.extend_from_slice(&exe.1.to_le_bytes());
-    b.push(1);
-    b.extend_from_slice(&id.to_le_bytes());
-    b.extend_from_slice(&args_len.to_le_bytes());
-    b.extend_from_slice(&0u64.to_le_bytes());
-    b.extend_from_slice(&0u64.to_le_bytes());
-    b
+    rwt::__private::caller_bytes(bytes, exe, id, args_len)
 }
 
 fn this_exe() -> (u64, u64) {

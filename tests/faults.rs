@@ -21,7 +21,7 @@ in_every_mode! {
     /// Stops itself: SIGTERM cannot act until SIGCONT.
     #[timeout(secs = 0.2, grace = 2.0)]
     fn stops_itself(pid_file: String) -> u8 {
-        std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
+        common::note_pid(&pid_file);
         nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP).unwrap();
         0
     }
@@ -57,8 +57,7 @@ in_every_mode! {
 
     #[timeout(secs = 60.0)]
     fn lingers(pid_file: String) -> u8 {
-        std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
-        std::thread::sleep(Duration::from_secs(60));
+        common::note_pid_and_sleep(&pid_file, Duration::from_secs(60));
         0
     }
 

@@ -35,7 +35,7 @@ in_every_mode! {
     /// Writes a frame header claiming 2^40 bytes, then waits.
     #[timeout(secs = 10.0)]
     fn forges_a_huge_prefix(pid_file: String) -> u8 {
-        std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
+        common::note_pid(&pid_file);
         let mut channel = result_channel();
         let mut header = vec![b'V'];
         header.extend_from_slice(&(1u64 << 40).to_le_bytes());
@@ -59,7 +59,7 @@ in_every_mode! {
     /// Touches 2 GiB, then never ends.
     #[timeout(secs = 1.5)]
     fn two_gib(pid_file: String) -> u8 {
-        std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
+        common::note_pid(&pid_file);
         let big = vec![1u8; 2 << 30];
         std::hint::black_box(&big);
         loop {

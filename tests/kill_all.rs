@@ -14,15 +14,13 @@ use rwt::{CommandExt, Error};
 in_every_mode! {
     #[timeout(secs = 30.0)]
     fn lingers(pid_file: String) -> u8 {
-        std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
-        std::thread::sleep(Duration::from_secs(30));
+        common::note_pid_and_sleep(&pid_file, Duration::from_secs(30));
         0
     }
 
     #[timeout(secs = 0.1, kill = false)]
     fn overstays(pid_file: String) -> u8 {
-        std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
-        std::thread::sleep(Duration::from_millis(1500));
+        common::note_pid_and_sleep(&pid_file, Duration::from_millis(1500));
         0
     }
 
@@ -35,8 +33,7 @@ in_every_mode! {
 /// Async calls, cancelled the same way.
 #[rwt::timeout(secs = 30.0)]
 async fn lingers_async(pid_file: String) -> u8 {
-    std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
-    std::thread::sleep(Duration::from_secs(30));
+    common::note_pid_and_sleep(&pid_file, Duration::from_secs(30));
     0
 }
 
@@ -51,8 +48,7 @@ async fn lingers_async_pool(pid_file: String) -> u8 {
 }
 
 fn lingers_body(pid_file: &str) -> u8 {
-    std::fs::write(pid_file, std::process::id().to_string()).unwrap();
-    std::thread::sleep(Duration::from_secs(30));
+    common::note_pid_and_sleep(pid_file, Duration::from_secs(30));
     0
 }
 

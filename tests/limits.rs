@@ -23,7 +23,7 @@ macro_rules! limited {
             /// Grows 1 MiB at a time (each page touched) up to 2 GiB.
             #[timeout(secs = 30.0, ntries = 3, memory = "64 MiB", mode = $mode)]
             pub fn grow(pid_file: String) -> usize {
-                std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
+                crate::common::note_pid(&pid_file);
                 let mut held: Vec<Vec<u8>> = Vec::new();
                 while held.len() < 2048 {
                     held.push(vec![1u8; 1 << 20]);

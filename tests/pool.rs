@@ -82,8 +82,7 @@ fn whoami() -> u32 {
 
 #[timeout(secs = 0.2, mode = "pool")]
 fn hangs(pid_file: String) -> u8 {
-    std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
-    std::thread::sleep(Duration::from_secs(30));
+    common::note_pid_and_sleep(&pid_file, Duration::from_secs(30));
     0
 }
 
@@ -102,7 +101,7 @@ fn a_timed_out_worker_is_gone_and_the_next_call_gets_another() {
 
 #[timeout(secs = 5.0, mode = "pool")]
 fn panics_in(pid_file: String) -> u8 {
-    std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
+    common::note_pid(&pid_file);
     panic!("worker trouble")
 }
 
@@ -127,7 +126,7 @@ fn every_panic_report_arrives_and_the_worker_is_replaced() {
 
 #[timeout(secs = 5.0, mode = "pool")]
 fn exits_in(pid_file: String) -> u8 {
-    std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
+    common::note_pid(&pid_file);
     std::process::exit(4)
 }
 

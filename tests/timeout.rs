@@ -33,8 +33,7 @@ extern "C" fn on_term(_: i32) {
 in_every_mode! {
     #[timeout(secs = 0.2)]
     fn sleepy(pid_file: String) -> u32 {
-        std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
-        std::thread::sleep(Duration::from_secs(30));
+        common::note_pid_and_sleep(&pid_file, Duration::from_secs(30));
         1
     }
 
@@ -57,7 +56,7 @@ in_every_mode! {
             )
             .unwrap();
         }
-        std::fs::write(&pid_file, std::process::id().to_string()).unwrap();
+        common::note_pid(&pid_file);
         loop {
             std::thread::sleep(Duration::from_millis(10));
         }

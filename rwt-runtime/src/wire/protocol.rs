@@ -104,6 +104,25 @@ pub(crate) fn decode_request(head: &[u8; REQUEST_LEN]) -> (u64, u64, Limits) {
     (word(0), word(1), limits)
 }
 
+/// What a caller writes first on the channel: the handshake (`kill`, not
+/// a pool worker), then the header of one request for function `id` with
+/// `args_len` bytes of arguments and no limits. For tests that play the
+/// caller by hand against a real child (tests/exec.rs), so that the bytes
+/// are written here only.
+#[doc(hidden)]
+pub fn caller_bytes(nonce: [u8; 16], exe: (u64, u64), id: u64, args_len: u64) -> Vec<u8> {
+    let handshake = Handshake {
+        nonce,
+        exe,
+        kill: true,
+        pool: false,
+    };
+    let len = usize::try_from(args_len).unwrap_or(usize::MAX);
+    let mut bytes = handshake.encode().to_vec();
+    bytes.extend(request_header(id, len, &Limits::default()));
+    bytes
+}
+
 /// The nonce as the environment carries it: 32 lowercase hex digits.
 pub(crate) fn nonce_hex(nonce: &[u8; 16]) -> String {
     use std::fmt::Write;
