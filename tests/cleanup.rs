@@ -1,7 +1,8 @@
 //! Nothing is left behind: the child and everything it started are gone
 //! and reaped when a call returns (kill = true); orphans of kill = false are
 //! reaped when they end; the child never runs the caller's exit code nor
-//! returns into it; it dies with its caller. In both modes where both apply.
+//! returns into it; it dies with its caller. In every mode (fork, exec, pool)
+//! where it applies.
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! A child that dies without a result is `Error::Crashed`, with the signal
 //! or exit code, and quickly: never a timeout, never a wait for a pipe to
-//! close. In both modes.
+//! close. In every mode (fork, exec, pool).
 
 mod common;
 

@@ -1,8 +1,8 @@
 //! Hostile cases that are safe to run in parallel (RELIABILITY.md, "the 25
 //! tests"): stopped children, the deadline edge, huge results, tokio in a
 //! fork child, nested calls under load, the caller killed with calls in
-//! flight, orphans whose calling thread ends. In both modes where both
-//! apply. The process-wide cases are in faults_process.rs and
+//! flight, orphans whose calling thread ends. In every mode (fork, exec,
+//! pool) where it applies. The process-wide cases are in faults_process.rs and
 //! faults_memory.rs.
 
 mod common;

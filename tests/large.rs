@@ -1,6 +1,6 @@
 //! Results (and exec mode's arguments) of any size cross whole, without
 //! deadlock: the parent reads while it waits, across the pipe buffer's
-//! boundary and far beyond. In both modes.
+//! boundary and far beyond. In every mode (fork, exec, pool).
 
 mod common;
 

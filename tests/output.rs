@@ -1,7 +1,7 @@
 //! The child's stdout and stderr are the caller's: what it prints comes out
 //! once, before the caller's later output, and the caller's buffered output
 //! is never printed twice. Checked in a helper process whose output the
-//! test reads, in both modes.
+//! test reads, in every mode (fork, exec, pool).
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! A panic in the child comes back as `Error::Panicked` with its message and
-//! location, whatever the payload. In both modes.
+//! location, whatever the payload. In every mode (fork, exec, pool).
 
 mod common;
 

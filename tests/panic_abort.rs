@@ -1,4 +1,5 @@
-//! D2: in a program built with `panic = "abort"`, a panic in the child is
+//! A panic is `Panicked` under `panic = "abort"` too (RELIABILITY.md D2):
+//! in a program built with `panic = "abort"`, a panic in the child is
 //! still `Error::Panicked` with its message and location. Builds and runs
 //! tests/panic-abort (its own workspace, so its own profile).
 

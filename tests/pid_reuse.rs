@@ -1,4 +1,5 @@
-//! E1, as RELIABILITY.md writes it: inside a private pid namespace, a
+//! A signal never reaches a process that reused a child's pid number
+//! (RELIABILITY.md E1). Inside a private pid namespace, a
 //! child exits, a stranger's `waitpid(-1)` reaps it, and its pid number is
 //! handed (by steering `ns_last_pid`) to an innocent process that leads its
 //! own process group. rwt then acts on the call, both ways it can: it is

@@ -1,6 +1,6 @@
 //! `ntries`: a new attempt after a timeout, a panic, a crash or an `Err`;
 //! the last attempt's error with the count; codec errors not retried. In
-//! both modes.
+//! every mode (fork, exec, pool).
 
 mod common;
 

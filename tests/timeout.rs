@@ -1,6 +1,6 @@
 //! Deadlines: the call comes back on time whatever the child does, the
 //! child is killed (SIGTERM first when `grace` asks for it) and reaped. In
-//! both modes.
+//! every mode (fork, exec, pool).
 
 mod common;
 
