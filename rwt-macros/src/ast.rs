@@ -57,6 +57,17 @@ fn describe(item: &syn::Item) -> Option<(proc_macro2::Span, String)> {
     })
 }
 
+/// `{ tokens }` as a block, without parsing the tokens: for generated
+/// blocks that hold the user's body, which may be one syn could not parse
+/// ([`MaybeItemFn`]). Parsing it again would panic in the macro instead of
+/// leaving the error to rustc.
+pub(crate) fn verbatim_block(tokens: TokenStream) -> syn::Block {
+    syn::Block {
+        brace_token: syn::token::Brace::default(),
+        stmts: vec![syn::Stmt::Expr(syn::Expr::Verbatim(tokens), None)],
+    }
+}
+
 /// A function whose body syn could not parse: its signature parsed, and
 /// its body kept as the tokens written. The rewrite puts them back as they
 /// are, so a syntax error in the body is rustc's own error at the user's
@@ -73,10 +84,8 @@ impl syn::parse::Parse for MaybeItemFn {
         if body.delimiter() != proc_macro2::Delimiter::Brace || !input.is_empty() {
             return Err(input.error("not a function with a body"));
         }
-        let block = syn::Block {
-            brace_token: syn::token::Brace(body.delim_span()),
-            stmts: vec![syn::Stmt::Expr(syn::Expr::Verbatim(body.stream()), None)],
-        };
+        let mut block = verbatim_block(body.stream());
+        block.brace_token = syn::token::Brace(body.delim_span());
         Ok(MaybeItemFn(syn::ItemFn {
             attrs,
             vis,

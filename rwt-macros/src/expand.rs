@@ -102,7 +102,7 @@ pub(crate) fn rewrite_named(
     let is_async = asyncness.is_some();
     // An async body runs to completion on an executor in the child.
     let block: syn::Block = if is_async {
-        syn::parse_quote!({ ::rwt::__private::block_on(async move #block) })
+        ast::verbatim_block(quote!(::rwt::__private::block_on(async move #block)))
     } else {
         *block
     };

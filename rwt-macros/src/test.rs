@@ -275,11 +275,14 @@ fn generate(
         // Spanned at the return type: `E: Debug` is required there.
         Returns::Result(ty) => quote_spanned!(ty.span()=> ::rwt::__private::test_result(#run)),
     };
-    let child_block: syn::Block = syn::parse_quote!({
+    // Built around the body's tokens without parsing them again: a body
+    // syn could not parse is rustc's to report.
+    let child_block = ast::verbatim_block(quote! {
         #asyncness fn #body() -> #user_ret #block
         #run
     });
-    let child: syn::ItemFn = syn::parse_quote!(fn #attempt() -> #child_ret #child_block);
+    let mut child: syn::ItemFn = syn::parse_quote!(fn #attempt() -> #child_ret {});
+    child.block = Box::new(child_block);
 
     // One attempt per call: the attempts are `run_test`'s, so that a panic
     // `#[should_panic]` expected is not retried, and the note says how many.

@@ -16,8 +16,8 @@ pub use crate::child::executor::block_on;
 #[cfg(target_os = "linux")]
 pub use crate::child::functions::{function_id, register, run_in_child, ExecFn, ExecFrame};
 pub use crate::options::{checked_secs, DEFAULT_NTRIES};
-#[cfg(target_os = "linux")]
-pub use crate::wire::protocol::caller_bytes;
 #[cfg(unix)]
 pub use crate::testing::{run_test, test_result, ShouldPanic, TestError, TestSpec, TestValue};
+#[cfg(target_os = "linux")]
+pub use crate::wire::protocol::caller_bytes;
 pub use crate::Options;
