@@ -333,6 +333,7 @@ where
             // (`os::state`).
             let close = fds.reset_in_child();
             drop(fds);
+            crate::os::state::forked();
             locks.release_in_child();
             let pipe = write;
             // SAFETY: this is the child just forked, taking its one copy;

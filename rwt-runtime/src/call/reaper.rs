@@ -33,12 +33,15 @@ struct State {
 
 /// In a child, the parent's reaper and its children are not ours: a fresh
 /// state, and the parent's copy is never dropped (nothing of it is closed).
-static STATE: ProcessLocal<State> = ProcessLocal::new(|_| State {
-    running: false,
-    pending: Vec::new(),
-    wake: None,
-    wake_read: None,
-});
+static STATE: ProcessLocal<State> = ProcessLocal::new(
+    || State {
+        running: false,
+        pending: Vec::new(),
+        wake: None,
+        wake_read: None,
+    },
+    || {},
+);
 
 /// Hands over a child that has not been reaped; it is reaped when it ends.
 pub(crate) fn adopt(child: Child) {

@@ -42,7 +42,7 @@ struct State {
 
 /// In a child (forked by rwt or by the user), the parent's epoch is not
 /// ours: its descriptors are registered, so an rwt child closes them.
-static STATE: ProcessLocal<State> = ProcessLocal::new(|_| State { current: None });
+static STATE: ProcessLocal<State> = ProcessLocal::new(|| State { current: None }, || {});
 
 fn new_epoch() -> Option<Arc<Epoch>> {
     // Made and registered under the descriptor list's lock, so no fork

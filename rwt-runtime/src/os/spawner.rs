@@ -45,10 +45,13 @@ struct State {
 
 /// In a child process, the parent's threads do not exist: new ones start
 /// on first use.
-static STATE: ProcessLocal<State> = ProcessLocal::new(|_| State {
-    idle: Vec::new(),
-    started: 0,
-});
+static STATE: ProcessLocal<State> = ProcessLocal::new(
+    || State {
+        idle: Vec::new(),
+        started: 0,
+    },
+    || {},
+);
 
 /// Spawner threads that are free now.
 #[cfg(test)]

@@ -20,29 +20,45 @@
 //! emit a tracing event or touch stdout/stderr while holding a state:
 //! `fork` takes the stdout and stderr locks first.
 
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
+/// Bumped in every child rwt forks ([`forked`]): a slot made before the
+/// fork is the parent's even where the pids match (the first child of a
+/// process that entered a new pid namespace has its parent's number).
+static GENERATION: AtomicU32 = AtomicU32::new(0);
+
+/// In a child rwt just forked: every state made before is the parent's.
+/// Async-signal-safe (one atomic add).
+pub(crate) fn forked() {
+    GENERATION.fetch_add(1, Ordering::AcqRel);
+}
 
 /// One subsystem's state, made on first use in each process.
 pub(crate) struct ProcessLocal<T: 'static> {
     current: AtomicPtr<Slot<T>>,
-    /// Makes the state; `true` when it replaces a parent's copy.
-    fresh: fn(inherited: bool) -> T,
+    /// Makes the state.
+    fresh: fn() -> T,
+    /// Runs once in a child, in the thread whose fresh state replaced the
+    /// parent's copy, before it uses it.
+    inherited: fn(),
 }
 
 /// A state and the process it belongs to. Only ever leaked for good.
 struct Slot<T> {
     /// Written before the slot is published and never again, so a child
-    /// may read it whatever the parent's threads were doing.
+    /// may read them whatever the parent's threads were doing.
     owner: u32,
+    generation: u32,
     state: Mutex<T>,
 }
 
 impl<T> ProcessLocal<T> {
-    pub(crate) const fn new(fresh: fn(inherited: bool) -> T) -> Self {
+    pub(crate) const fn new(fresh: fn() -> T, inherited: fn()) -> Self {
         ProcessLocal {
             current: AtomicPtr::new(std::ptr::null_mut()),
             fresh,
+            inherited,
         }
     }
 
@@ -51,13 +67,14 @@ impl<T> ProcessLocal<T> {
     /// it for good: every update leaves it consistent.
     pub(crate) fn lock(&'static self) -> MutexGuard<'static, T> {
         let me = std::process::id();
+        let generation = GENERATION.load(Ordering::Acquire);
         loop {
             let current = self.current.load(Ordering::Acquire);
             // SAFETY: a non-null pointer stored here comes from
             // Box::into_raw below and is never freed, so it is valid for
             // the rest of the process (and of any child, as a copy).
             let inherited = match unsafe { current.as_ref() } {
-                Some(slot) if slot.owner == me => {
+                Some(slot) if slot.owner == me && slot.generation == generation => {
                     return slot.state.lock().unwrap_or_else(PoisonError::into_inner);
                 }
                 Some(_) => true,
@@ -65,17 +82,19 @@ impl<T> ProcessLocal<T> {
             };
             let fresh = Box::into_raw(Box::new(Slot {
                 owner: me,
-                state: Mutex::new((self.fresh)(inherited)),
+                generation,
+                state: Mutex::new((self.fresh)()),
             }));
-            if self
+            match self
                 .current
                 .compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
             {
+                Ok(_) if inherited => (self.inherited)(),
+                Ok(_) => {}
                 // Another thread made one meanwhile: theirs is used.
                 // SAFETY: `fresh` came from Box::into_raw just above and
                 // was never shared.
-                drop(unsafe { Box::from_raw(fresh) });
+                Err(_) => drop(unsafe { Box::from_raw(fresh) }),
             }
         }
     }
@@ -91,7 +110,7 @@ pub(crate) fn wait<T>(condvar: &Condvar, guard: MutexGuard<'static, T>) -> Mutex
 mod tests {
     use super::ProcessLocal;
 
-    static COUNTER: ProcessLocal<u32> = ProcessLocal::new(|inherited| u32::from(inherited) * 100);
+    static COUNTER: ProcessLocal<u32> = ProcessLocal::new(|| 100, || {});
 
     /// A child's first lock makes a fresh state, even while the parent's
     /// copy was locked at the fork (its holder does not exist there).
@@ -122,6 +141,37 @@ mod tests {
                     "the child saw its parent's state"
                 );
                 assert_eq!(*COUNTER.lock(), 7);
+            }
+        }
+    }
+
+    static TAGGED: ProcessLocal<u32> = ProcessLocal::new(|| 100, || {});
+
+    /// A child rwt forks may have its parent's pid (the first child of a
+    /// process that entered a new pid namespace): the fork's generation
+    /// still makes its state fresh. Played in a forked child, which calls
+    /// `forked()` as rwt's fork does, with its own state of the same pid.
+    #[test]
+    fn a_state_made_before_rwt_forked_is_not_the_childs_even_with_the_same_pid() {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        // SAFETY: the child only locks, writes to a pipe and leaves with
+        // _exit.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                *TAGGED.lock() = 7;
+                super::forked();
+                let seen = *TAGGED.lock();
+                let _ = nix::unistd::write(&write, &seen.to_ne_bytes());
+                // SAFETY: _exit is async-signal-safe and ends the child.
+                unsafe { nix::libc::_exit(0) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                drop(write);
+                let mut buf = [0u8; 4];
+                let n = nix::unistd::read(&read, &mut buf).unwrap_or(0);
+                let _ = nix::sys::wait::waitpid(child, None);
+                assert_eq!(n, 4);
+                assert_eq!(u32::from_ne_bytes(buf), 100, "the state of before the fork");
             }
         }
     }

@@ -73,22 +73,32 @@ pub(super) struct State {
 
 /// In a child rwt forked (or a child of the user's own `fork()`), the
 /// workers and the pool thread are the parent's: a fresh pool, with the
-/// default settings, and the parent's copy is never dropped (its workers'
-/// channels are registered descriptors, which a child rwt forked closes
-/// with the rest).
-pub(super) static STATE: ProcessLocal<State> = ProcessLocal::new(|inherited| {
-    if inherited {
+/// settings the parent had made, and the parent's copy is never dropped
+/// (its workers' channels are registered descriptors, which a child rwt
+/// forked closes with the rest).
+pub(super) static STATE: ProcessLocal<State> = ProcessLocal::new(
+    || State {
+        idle: Vec::new(),
+        max_idle: match MAX_IDLE.load(Ordering::Relaxed) {
+            usize::MAX => None,
+            n => Some(n),
+        },
+        idle_timeout: Duration::from_nanos(IDLE_TIMEOUT_NS.load(Ordering::Relaxed)),
+        thread: None,
+    },
+    || {
         // The parent's calls in flight are not this process's.
         BUSY.store(0, Ordering::Relaxed);
         PEAK.store(0, Ordering::Relaxed);
-    }
-    State {
-        idle: Vec::new(),
-        max_idle: None,
-        idle_timeout: IDLE_TIMEOUT,
-        thread: None,
-    }
-});
+    },
+);
+
+/// The settings as last set ([`set_pool_size`], [`set_pool_idle_timeout`]),
+/// outside the state so that a child's fresh pool starts with them, as
+/// the rest of a child's memory does. `usize::MAX`: no cap set.
+static MAX_IDLE: AtomicUsize = AtomicUsize::new(usize::MAX);
+static IDLE_TIMEOUT_NS: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(IDLE_TIMEOUT.as_nanos() as u64);
 
 impl State {
     fn max_idle(&self) -> usize {
@@ -121,6 +131,7 @@ pub fn set_pool_size(max_idle: usize) {
     let retired: Vec<Worker> = {
         let mut shared = STATE.lock();
         shared.max_idle = Some(max_idle);
+        MAX_IDLE.store(max_idle.min(usize::MAX - 1), Ordering::Relaxed);
         let keep = shared.idle.len().min(max_idle);
         shared.idle.drain(keep..).collect()
     };
@@ -130,7 +141,10 @@ pub fn set_pool_size(max_idle: usize) {
 /// Sets how long an idle worker is kept before it retires (default 30 s,
 /// [`IDLE_TIMEOUT`]); checked at least once a second.
 pub fn set_pool_idle_timeout(idle: Duration) {
-    STATE.lock().idle_timeout = idle;
+    let mut shared = STATE.lock();
+    shared.idle_timeout = idle;
+    let nanos = u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX);
+    IDLE_TIMEOUT_NS.store(nanos, Ordering::Relaxed);
 }
 
 /// Retires a worker that left without reading the request. No
@@ -264,7 +278,9 @@ impl Busy {
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        BUSY.fetch_sub(1, Ordering::Relaxed);
+        // Saturating: a child's first pool use resets the count its parent
+        // left (`STATE`), which may race with a call counted in just before.
+        let _ = BUSY.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(1));
     }
 }
 
@@ -302,4 +318,46 @@ fn retire(worker: Worker) {
     let Worker { child, channel, .. } = worker;
     drop(channel);
     reaper::adopt(child);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    /// The settings a program made reach its children's pools (forked by
+    /// rwt or by the program): a fresh pool there starts with them. Played
+    /// in a forked child, which sets them and forks a grandchild that
+    /// reads them, so this test binary's own pool is untouched.
+    #[test]
+    fn a_childs_pool_starts_with_the_settings_its_parent_made() {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        // SAFETY: the child and grandchild only lock the pool's state, write
+        // to a pipe and leave with _exit (no worker is started).
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                super::set_pool_size(3);
+                super::set_pool_idle_timeout(Duration::from_millis(1234));
+                // SAFETY: as above.
+                if let Ok(nix::unistd::ForkResult::Child) = unsafe { nix::unistd::fork() } {
+                    let state = super::STATE.lock();
+                    let seen = (state.max_idle, state.idle_timeout);
+                    let ok = seen == (Some(3), Duration::from_millis(1234));
+                    let _ = nix::unistd::write(&write, &[u8::from(ok)]);
+                }
+                // SAFETY: _exit is async-signal-safe and ends the process.
+                unsafe { nix::libc::_exit(0) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                drop(write);
+                let mut buf = [0u8; 1];
+                let n = nix::unistd::read(&read, &mut buf).unwrap_or(0);
+                let _ = nix::sys::wait::waitpid(child, None);
+                assert_eq!(
+                    (n, buf[0]),
+                    (1, 1),
+                    "the grandchild's pool had the defaults"
+                );
+            }
+        }
+    }
 }
