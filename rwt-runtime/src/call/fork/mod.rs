@@ -1,14 +1,12 @@
-//! One attempt in fork mode: the child is a `fork()` of the caller, which
-//! already holds the function and its arguments; only the result crosses,
-//! on a pipe. Watching, killing and reaping are [`watch`]'s.
+//! Fork mode: the child is a `fork()` of the caller, which already holds
+//! the function and its arguments; only the result crosses, on a pipe. The
+//! sync and async drivers are here, the fork itself in [`spawn`];
+//! watching, killing and reaping are [`crate::call::attempt`]'s.
 
 use std::future::Future;
-use std::io::{self, Write};
+use std::io::{self};
 use std::mem::ManuallyDrop;
-use std::os::fd::{AsFd, AsRawFd};
 
-use nix::fcntl::{FcntlArg, OFlag};
-use nix::unistd::ForkResult;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -18,14 +16,17 @@ use crate::call::kill::Guarded;
 use crate::call::outcome::Ended;
 use crate::call::process::Child;
 use crate::call::retry;
-use crate::child::body;
 use crate::options::Checked;
 use crate::os::cancel::Epoch;
-use crate::os::fds::{self, RegisteredFd};
+use crate::os::fds::RegisteredFd;
 use crate::os::spawner;
 use crate::wait::async_wait::AsyncWaiter;
 use crate::wait::deadline::{block_now, Blocking, Deadline, Waiter};
+
+mod spawn;
+
 use crate::{Error, Options};
+use spawn::spawn;
 
 /// The function, kept by the caller across attempts. Each forked child
 /// moves its own copy out of its private copy of the caller's memory.
@@ -190,84 +191,6 @@ where
     }
 }
 
-/// The locks a fork-mode start holds across `fork`, taken in the lock
-/// order: stdout, stderr, rwt's poller, then (by the caller) rwt's
-/// descriptor list. A caller that holds the stdout lock while calling us
-/// must not deadlock with another caller. Holding the stdio locks across
-/// fork means the child never inherits them locked by a thread that does
-/// not exist there; flushing first means the child never prints the
-/// caller's buffered output again.
-struct ForkLocks {
-    out: io::StdoutLock<'static>,
-    forking: fds::Forking,
-    err: io::StderrLock<'static>,
-    poller: crate::wait::poller::ForkGuard,
-}
-
-impl ForkLocks {
-    fn take() -> Self {
-        let mut out = io::stdout().lock();
-        let _ = out.flush();
-        let forking = fds::Forking::start();
-        let err = io::stderr().lock();
-        let poller = crate::wait::poller::lock_for_fork();
-        ForkLocks {
-            out,
-            forking,
-            err,
-            poller,
-        }
-    }
-
-    /// In the parent, the fork over (or failed): counts it out, then
-    /// releases the descriptor list and the rest, innermost first.
-    fn release(self, mut fds: std::sync::MutexGuard<'static, fds::Fds>) {
-        let ForkLocks {
-            out,
-            forking,
-            err,
-            poller,
-        } = self;
-        forking.end(&mut fds);
-        drop(fds);
-        drop(poller);
-        drop(err);
-        drop(out);
-    }
-
-    /// In the child (its copy of the descriptor list already released):
-    /// the only thread there releases the copies it holds.
-    fn release_in_child(self) {
-        let ForkLocks {
-            out,
-            forking,
-            err,
-            poller,
-        } = self;
-        forking.in_child();
-        drop(poller);
-        drop(err);
-        drop(out);
-    }
-}
-
-/// In the parent, once the locks are released: the child in its own
-/// group, and the result pipe non-blocking.
-fn watch_from_parent(child: Child, read: RegisteredFd) -> io::Result<(Child, RegisteredFd)> {
-    // Whichever of parent and child runs first puts the child in its own
-    // group, so a group kill never misses it.
-    if child.is_ours() {
-        let pid = nix::unistd::Pid::from_raw(child.pid() as i32);
-        let _ = nix::unistd::setpgid(pid, pid);
-    }
-    if let Err(e) = nix::fcntl::fcntl(read.fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK)) {
-        // Nobody would watch it: it goes now, not as a zombie.
-        let _ = crate::call::kill::kill_now(child, std::time::Duration::ZERO);
-        return Err(e.into());
-    }
-    Ok((child, read))
-}
-
 /// Watches one attempt whose child was just forked (or failed to be).
 async fn attempt<R, W>(
     waiter: &mut W,
@@ -297,75 +220,6 @@ where
             .await
         }
         Err(e) => attempt::spawn_failed(function, e),
-    }
-}
-
-/// Forks the child. Returns it and the read end of its result pipe.
-fn spawn<R, F>(
-    kill: bool,
-    limits: crate::limits::Limits,
-    output: Option<std::os::fd::RawFd>,
-    body: &mut Body<F>,
-    failed: fn(&R) -> bool,
-) -> io::Result<(Child, RegisteredFd)>
-where
-    F: FnOnce() -> R,
-    R: Serialize,
-{
-    crate::os::panic_hook::ensure_panic_hook();
-    let locks = ForkLocks::take();
-    let mut fds = fds::fds();
-    let (read, write) = fds::pair_above_stdio(nix::unistd::pipe2(OFlag::O_CLOEXEC)?)?;
-    let read = RegisteredFd::new(&mut fds, read);
-    // The write end is not registered: it lives in this process only
-    // while this thread holds the lock (it is closed before the lock goes),
-    // so no other fork of rwt's can inherit it, and the parent writes no
-    // registry page for it after the fork.
-    let parent = nix::unistd::getpid();
-    // SAFETY: libc fork(): its atfork handlers keep malloc usable in the
-    // child. The child runs only `body::run`, which leaves with `_exit` and
-    // never returns here; it holds private copies of the locks taken above
-    // (released below, by the only thread it has, the one that took them).
-    match unsafe { nix::unistd::fork() } {
-        Ok(ForkResult::Child) => {
-            // Every registered descriptor is closed in the child, and the
-            // rest of rwt's state starts afresh on first use
-            // (`os::state`).
-            let close = fds.reset_in_child();
-            drop(fds);
-            crate::os::state::forked();
-            locks.release_in_child();
-            let pipe = write;
-            // SAFETY: this is the child just forked, taking its one copy;
-            // `body::run` never returns.
-            let f = unsafe { body.take_in_child() };
-            body::run(
-                body::Setup {
-                    parent,
-                    kill,
-                    pipe,
-                    close,
-                    limits,
-                    output,
-                },
-                f,
-                failed,
-            )
-        }
-        Ok(ForkResult::Parent { child: pid }) => {
-            // Checked while this process still holds the write end, so
-            // that it can be compared with the child's.
-            let child = Child::adopt_holding(pid, write.as_fd(), write.as_raw_fd());
-            drop(write);
-            locks.release(fds);
-            watch_from_parent(child, read)
-        }
-        Err(e) => {
-            drop(write);
-            locks.release(fds);
-            drop(read);
-            Err(e.into())
-        }
     }
 }
 
