@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 /// Bytes that cross as one MessagePack binary.
 pub type Blob = rwt::Bytes;
 
@@ -22,6 +24,11 @@ in_every_mode! {
         pattern(len)
     }
 
+    #[timeout(secs = 20.0)]
+    fn quarter_gib() -> Blob {
+        Blob::from(vec![0xab; 256 << 20])
+    }
+
     /// Sends a large argument in and gets its length and checksum back.
     #[timeout(secs = 20.0)]
     fn weigh(data: &Blob) -> (usize, u64) {
@@ -30,6 +37,14 @@ in_every_mode! {
 }
 
 test_in_every_mode! {
+    fn a_quarter_gib_result_is_whole(m) {
+        let start = Instant::now();
+        let got = m::quarter_gib().unwrap();
+        assert!(start.elapsed() < Duration::from_secs(15), "{:?}", start.elapsed());
+        assert_eq!(got.0.len(), 256 << 20);
+        assert!(got.0 == vec![0xab; 256 << 20]);
+    }
+
     fn results_around_the_pipe_buffer_size(m) {
         // A frame's header is 9 bytes and MessagePack adds up to 5: cover
         // the whole frame landing just under, on and just over 64 KiB too.

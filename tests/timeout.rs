@@ -78,6 +78,21 @@ in_every_mode! {
         }
     }
 
+    /// Stops itself: SIGTERM cannot act until SIGCONT.
+    #[timeout(secs = 0.2, grace = 2.0)]
+    fn stops_itself(pid_file: String) -> u8 {
+        common::note_pid(&pid_file);
+        nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP).unwrap();
+        0
+    }
+
+    /// Takes about the deadline: 49 to 51 ms.
+    #[timeout(secs = 0.05)]
+    fn at_the_edge(i: u32) -> u32 {
+        std::thread::sleep(Duration::from_micros(49_000 + u64::from(i * 7919 % 2001)));
+        i
+    }
+
     #[timeout(secs = 2.0)]
     fn in_time() -> u8 {
         std::thread::sleep(Duration::from_millis(50));
@@ -149,5 +164,47 @@ test_in_every_mode! {
         let start = Instant::now();
         assert_eq!(m::in_time().unwrap(), 3);
         assert!(start.elapsed() < Duration::from_secs(1));
+    }
+
+    fn a_stopped_child_still_times_out_on_time_and_dies(m) {
+        let pid_file = Scratch::new("stopped");
+        let start = Instant::now();
+        let e = m::stops_itself(pid_file.arg()).unwrap_err();
+        let elapsed = start.elapsed();
+        let pid = read_pid(pid_file.path(), Duration::ZERO).expect("child ran");
+        let _cleanup = KillOnDrop(vec![pid]);
+        assert!(e.is_timeout(), "{e}");
+        // SIGCONT after SIGTERM: the stopped child dies at once, well
+        // before the 2 s grace.
+        assert!(elapsed < Duration::from_millis(700), "{elapsed:?}");
+        assert!(reaped(pid));
+    }
+
+    fn at_the_deadline_edge_only_a_right_value_or_a_timeout(m) {
+        // 2,000 calls over 4 threads.
+        let calls = 500;
+        let threads: Vec<_> = (0..4u32)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    let (mut ok, mut late) = (0, 0);
+                    for n in 0..calls {
+                        let i = t * 10_000 + n;
+                        let start = Instant::now();
+                        match m::at_the_edge(i) {
+                            Ok(v) => {
+                                assert_eq!(v, i);
+                                ok += 1;
+                            }
+                            Err(e) if e.is_timeout() => late += 1,
+                            Err(e) => panic!("call {i}: {e:?}"),
+                        }
+                        assert!(start.elapsed() < Duration::from_millis(550), "{:?}", start.elapsed());
+                    }
+                    (ok, late)
+                })
+            })
+            .collect();
+        let total: u32 = threads.into_iter().map(|h| { let (a, b) = h.join().unwrap(); a + b }).sum();
+        assert_eq!(total, 4 * calls);
     }
 }
