@@ -86,3 +86,37 @@ fn errors_are_std_errors_and_spawn_keeps_its_source() {
         .to_string()
         .starts_with("function `f`: could not start a child process"));
 }
+
+/// The range rules exist twice by necessity: the attribute checks a literal
+/// at compile time (with a span, tests/ui), the runtime checks `Options`.
+/// This pins that both say the same rule for the same value: reword or move
+/// a bound in one place only, and this fails.
+#[test]
+fn the_run_time_rules_are_the_compile_time_ones() {
+    let cases = [
+        ("secs-zero", Options::new().secs(0.0)),
+        ("secs-below-1ms", Options::new().secs(1e-12)),
+        ("secs-negative", Options::new().secs(-1.0)),
+        ("secs-infinite", Options::new().secs(f64::INFINITY)),
+        ("secs-over-100-years", Options::new().secs(4e9)),
+        ("grace-negative", Options::new().grace(-0.5)),
+        ("cpu-zero", Options::new().cpu(0.0)),
+        ("cpu-negative", Options::new().cpu(-1.5)),
+    ];
+    for (ui, opts) in cases {
+        let path = format!("{}/tests/ui/{ui}.stderr", env!("CARGO_MANIFEST_DIR"));
+        let stderr = std::fs::read_to_string(&path).unwrap();
+        let rule = stderr
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("error: "))
+            .unwrap_or_else(|| panic!("{path}: no error line"));
+        let Err(Error::InvalidOptions { detail }) = run_with_timeout(&opts, || 0u8) else {
+            panic!("{ui}: accepted at run time");
+        };
+        assert!(
+            detail.starts_with(rule),
+            "{ui}: compile time says {rule:?}, run time {detail:?}"
+        );
+    }
+}
