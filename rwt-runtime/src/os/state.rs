@@ -15,8 +15,7 @@
 //! workers' channels, is closed with the registered descriptors in an rwt
 //! child, and left alone in a user's).
 //!
-//! Lock order: stdout, stderr, rwt's poller, a subsystem's state, the
-//! descriptor list. No code holds two subsystems' states at once. Never
+//! Lock order: stdout, stderr, a subsystem's state, the descriptor list. No code holds two subsystems' states at once. Never
 //! emit a tracing event or touch stdout/stderr while holding a state:
 //! `fork` takes the stdout and stderr locks first.
 

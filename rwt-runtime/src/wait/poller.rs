@@ -6,7 +6,6 @@
 use std::future::Future;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
-use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -14,6 +13,7 @@ use nix::fcntl::OFlag;
 use nix::poll::PollFlags;
 
 use crate::os::fds::{self, RegisteredFd};
+use crate::os::state::ProcessLocal;
 
 /// One wait handed to the poller: registered on first poll, deregistered
 /// when done or dropped.
@@ -45,47 +45,33 @@ struct Registration {
 
 /// The poller's state.
 struct Poller {
-    /// The process it belongs to (a forked child starts afresh).
-    owner: u32,
     next_id: u64,
     waits: Vec<Registration>,
     /// Write end of the pipe that wakes the poller thread, once started.
     wake: Option<RegisteredFd>,
 }
 
-static POLLER: Mutex<Poller> = Mutex::new(Poller {
-    owner: 0,
-    next_id: 0,
-    waits: Vec::new(),
-    wake: None,
-});
-
-/// The poller's lock, held by a thread that forks (after stdout and stderr,
-/// before the registry, the order `PollerWait` takes the last two in): the
-/// child's copy is then never one that another thread held, and a nested
-/// async call in the child can take it.
-pub(crate) struct ForkGuard(#[allow(dead_code)] std::sync::MutexGuard<'static, Poller>);
-
-pub(crate) fn lock_for_fork() -> ForkGuard {
-    ForkGuard(poller())
-}
+/// In a child, the parent's poller thread does not exist and its wake pipe
+/// was closed with rwt's other descriptors (or is the parent's, after the
+/// user's own fork): a fresh state, the parent's waits forgotten. Not held
+/// across `fork`: a child never uses its parent's copy.
+static STATE: ProcessLocal<Poller> = ProcessLocal::new(
+    || Poller {
+        next_id: 0,
+        waits: Vec::new(),
+        wake: None,
+    },
+    || {},
+);
 
 fn poller() -> std::sync::MutexGuard<'static, Poller> {
-    let mut p = POLLER
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let me = std::process::id();
-    if p.owner != me {
-        // A copy from the parent process: its thread does not exist here,
-        // and its wake pipe was closed with rwt's other descriptors (or is
-        // the parent's, after the user's own fork). Forget it all.
-        std::mem::forget(std::mem::take(&mut p.waits));
-        if let Some(wake) = p.wake.take() {
-            std::mem::forget(wake);
-        }
-        p.owner = me;
-    }
-    p
+    STATE.lock()
+}
+
+/// Holds the poller's lock, as a busy poller thread does (for tests).
+#[cfg(test)]
+pub(crate) fn hold() -> impl Sized {
+    poller()
 }
 
 impl Future for PollerWait {

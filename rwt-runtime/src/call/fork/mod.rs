@@ -230,12 +230,13 @@ mod tests {
 
     /// L9: a thread of the caller holds the poller's lock when another
     /// forks; the child's nested async call (which waits through the
-    /// poller) must not find that lock held by a thread it does not have.
+    /// poller) must not find that lock held by a thread it does not have
+    /// (it uses a fresh poller of its own).
     #[test]
     fn a_nested_async_call_in_a_fork_child_finds_the_poller_free() {
         let (held, release) = std::sync::mpsc::channel::<()>();
         let holder = std::thread::spawn(move || {
-            let guard = crate::wait::poller::lock_for_fork();
+            let guard = crate::wait::poller::hold();
             held.send(()).unwrap();
             std::thread::sleep(Duration::from_millis(300));
             drop(guard);

@@ -83,8 +83,9 @@ where
 }
 
 /// The locks a fork-mode start holds across `fork`, taken in the lock
-/// order: stdout, stderr, rwt's poller, then (by the caller) rwt's
-/// descriptor list. A caller that holds the stdout lock while calling us
+/// order: stdout, stderr, then (by the caller) rwt's descriptor list. (No
+/// state of rwt's subsystems is held: a child never uses its parent's
+/// copies, [`crate::os::state`].) A caller that holds the stdout lock while calling us
 /// must not deadlock with another caller. Holding the stdio locks across
 /// fork means the child never inherits them locked by a thread that does
 /// not exist there; flushing first means the child never prints the
@@ -93,7 +94,6 @@ struct ForkLocks {
     out: io::StdoutLock<'static>,
     forking: fds::Forking,
     err: io::StderrLock<'static>,
-    poller: crate::wait::poller::ForkGuard,
 }
 
 impl ForkLocks {
@@ -102,27 +102,15 @@ impl ForkLocks {
         let _ = out.flush();
         let forking = fds::Forking::start();
         let err = io::stderr().lock();
-        let poller = crate::wait::poller::lock_for_fork();
-        ForkLocks {
-            out,
-            forking,
-            err,
-            poller,
-        }
+        ForkLocks { out, forking, err }
     }
 
     /// In the parent, the fork over (or failed): counts it out, then
     /// releases the descriptor list and the rest, innermost first.
     fn release(self, mut fds: std::sync::MutexGuard<'static, fds::Fds>) {
-        let ForkLocks {
-            out,
-            forking,
-            err,
-            poller,
-        } = self;
+        let ForkLocks { out, forking, err } = self;
         forking.end(&mut fds);
         drop(fds);
-        drop(poller);
         drop(err);
         drop(out);
     }
@@ -130,14 +118,8 @@ impl ForkLocks {
     /// In the child (its copy of the descriptor list already released):
     /// the only thread there releases the copies it holds.
     fn release_in_child(self) {
-        let ForkLocks {
-            out,
-            forking,
-            err,
-            poller,
-        } = self;
+        let ForkLocks { out, forking, err } = self;
         forking.in_child();
-        drop(poller);
         drop(err);
         drop(out);
     }
