@@ -3,7 +3,7 @@
 //!
 //! A pipeline, one stage per (private) module: `ast` (what was written),
 //! `attr` (parse the options), `valid` (check options and signature),
-//! `expand` (generate), `fallback` (what to emit when there are errors);
+//! `expand` (generate; `exec` for exec and pool mode), `fallback` (what to emit when there are errors);
 //! `limits` checks the `memory` and `cpu` options for `valid`. `test` is
 //! `#[rwt::test]`, built on the same stages.
 
@@ -11,6 +11,7 @@
 
 mod ast;
 mod attr;
+mod exec;
 mod expand;
 mod fallback;
 mod limits;

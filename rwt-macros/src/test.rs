@@ -163,6 +163,15 @@ fn is_result_of_unit(path: &syn::Path) -> bool {
     )
 }
 
+/// What the runtime is told `#[should_panic]` asked for.
+fn expectation(should_panic: ShouldPanic) -> TokenStream {
+    match should_panic {
+        None => quote!(::rwt::__private::ShouldPanic::No),
+        Some((_, None)) => quote!(::rwt::__private::ShouldPanic::Any),
+        Some((_, Some(want))) => quote!(::rwt::__private::ShouldPanic::Expected(#want)),
+    }
+}
+
 /// `#[should_panic]` as written: the attribute (for spans) and what it
 /// asks for (`None`: any panic; `Some`: a message containing it).
 type ShouldPanic = Option<(syn::Attribute, Option<syn::LitStr>)>;
@@ -292,11 +301,7 @@ fn generate(
     };
     let fork = options.mode == Mode::Fork;
     let call = expand::rewrite_named(child, &options, &name);
-    let expect = match should_panic {
-        None => quote!(::rwt::__private::ShouldPanic::No),
-        Some((_, None)) => quote!(::rwt::__private::ShouldPanic::Any),
-        Some((_, Some(want))) => quote!(::rwt::__private::ShouldPanic::Expected(#want)),
-    };
+    let expect = expectation(should_panic);
     // Spanned at the test's name: a failure that is not the child's own
     // panic points there.
     let run_test = quote_spanned! {ident.span()=>
