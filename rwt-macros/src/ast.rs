@@ -6,7 +6,7 @@ use syn::spanned::Spanned;
 /// Parses the annotated item as a function with a body, or says what it is
 /// instead, pointing at it.
 /// `attribute` is how the messages name it (`#[timeout]`, `#[rwt::test]`).
-pub(crate) fn parse(item: TokenStream, attribute: &str) -> syn::Result<syn::ItemFn> {
+pub(crate) fn parse(item: &TokenStream, attribute: &str) -> syn::Result<syn::ItemFn> {
     if let Ok(function) = syn::parse2::<syn::ItemFn>(item.clone()) {
         return Ok(function);
     }

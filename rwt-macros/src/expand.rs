@@ -33,7 +33,7 @@ use crate::{ast, attr, exec, fallback};
 
 /// The attribute, end to end.
 pub(crate) fn timeout(args: TokenStream, item: TokenStream) -> TokenStream {
-    let function = match ast::parse(item.clone(), "#[timeout]") {
+    let function = match ast::parse(&item, "#[timeout]") {
         Ok(f) => f,
         Err(e) => return fallback::unchanged(item, vec![e]),
     };

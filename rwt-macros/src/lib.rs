@@ -7,7 +7,16 @@
 //! `limits` checks the `memory` and `cpu` options for `valid`. `test` is
 //! `#[rwt::test]`, built on the same stages.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
+#![warn(clippy::pedantic)]
+// The pedantic lints this crate does not follow, and why: option values
+// are checked for range before they are converted (`memory`, `cpu`,
+// `ntries`), so the conversions cannot lose what matters.
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 mod ast;
 mod attr;

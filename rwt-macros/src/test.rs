@@ -37,7 +37,7 @@ const NAME: &str = "#[rwt::test]";
 
 /// The attribute, end to end.
 pub(crate) fn test(args: TokenStream, item: TokenStream) -> TokenStream {
-    let function = match ast::parse(item.clone(), NAME) {
+    let function = match ast::parse(&item, NAME) {
         Ok(f) => f,
         Err(e) => return fallback::unchanged(item, vec![e]),
     };
@@ -79,7 +79,7 @@ pub(crate) fn test(args: TokenStream, item: TokenStream) -> TokenStream {
         sig_errors.extend(errors);
         return fallback::unchanged(function, sig_errors);
     }
-    let mut out = generate(function, attrs, should_panic, &kind, options);
+    let mut out = generate(function, &attrs, should_panic, &kind, options);
     out.extend(fallback::errors(errors));
     out
 }
@@ -248,7 +248,7 @@ fn expected(attr: &syn::Attribute) -> syn::Result<Option<syn::LitStr>> {
 
 fn generate(
     function: syn::ItemFn,
-    attrs: Vec<syn::Attribute>,
+    attrs: &[syn::Attribute],
     should_panic: ShouldPanic,
     kind: &Returns,
     mut options: valid::Options,
@@ -295,10 +295,10 @@ fn generate(
 
     // One attempt per call: the attempts are `run_test`'s, so that a panic
     // `#[should_panic]` expected is not retried, and the note says how many.
-    let ntries = match options.ntries.replace(1) {
-        Some(n) => quote!(#n),
-        None => quote!(::rwt::__private::DEFAULT_NTRIES),
-    };
+    let ntries = options
+        .ntries
+        .replace(1)
+        .map_or_else(|| quote!(::rwt::__private::DEFAULT_NTRIES), |n| quote!(#n));
     let fork = options.mode == Mode::Fork;
     let call = expand::rewrite_named(child, &options, &name);
     let expect = expectation(should_panic);
