@@ -25,7 +25,7 @@ pub enum ExecMode {
 }
 
 /// Runs an exec- or pool-mode `#[timeout]` function: `registered` is
-/// its entry in the registry (its id, and what a child runs),
+/// its entry in the function table (its id, and what a child runs),
 /// `registration` its constructor, named here so that neither is left
 /// out of the binary.
 ///

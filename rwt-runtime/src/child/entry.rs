@@ -5,7 +5,7 @@
 //! from a constructor placed in `.init_array.00200`; the entry is a
 //! constructor in plain `.init_array`,
 //! which the linker places after every prioritised one (and after std's own
-//! at `.00099`), so the registry is complete when it runs, and libtest or the
+//! at `.00099`), so the table is complete when it runs, and libtest or the
 //! user's `main` never start in a child.
 //!
 //! An ordinary run of the program pays one `getenv`. A run that finds the
@@ -22,7 +22,7 @@
 //!
 //! Only then does it read anything else: the executable's identity (the
 //! handshake's build id), then requests (a function id looked up in the
-//! registry, never an address, and arguments of bounded size decoded to the
+//! function table, never an address, and arguments of bounded size decoded to the
 //! function's own types). Problems past the handshake are reported to the caller as
 //! `Error::Codec`. The variable is removed at once, so nothing the function
 //! starts inherits it, and every fd but 0, 1, 2 and the channel is closed.

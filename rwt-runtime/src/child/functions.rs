@@ -30,7 +30,7 @@ pub struct ExecFn {
 }
 
 impl ExecFn {
-    /// A registry entry for the function with this id.
+    /// A table entry for the function with this id.
     pub const fn new(id: u64, run: fn(&[u8]) -> ExecFrame) -> Self {
         ExecFn {
             id,
@@ -53,22 +53,22 @@ impl ExecFn {
     }
 }
 
-/// Head of the registry: a list of `'static` entries, pushed by
+/// Head of the table: a list of `'static` entries, pushed by
 /// constructors, never popped.
-static REGISTRY: AtomicPtr<ExecFn> = AtomicPtr::new(ptr::null_mut());
+static TABLE: AtomicPtr<ExecFn> = AtomicPtr::new(ptr::null_mut());
 
-/// Adds `f` to the registry (from its constructor). An entry whose id is
+/// Adds `f` to the table (from its constructor). An entry whose id is
 /// already taken by another marks both as ambiguous: calls of either fail
 /// with `Error::Spawn` instead of running a function that was not called.
 pub fn register(f: &'static ExecFn) {
     let node = ptr::from_ref(f).cast_mut();
-    let mut head = REGISTRY.load(Ordering::Acquire);
+    let mut head = TABLE.load(Ordering::Acquire);
     loop {
         if head == node {
             return;
         }
         f.next.store(head, Ordering::Relaxed);
-        match REGISTRY.compare_exchange_weak(head, node, Ordering::AcqRel, Ordering::Acquire) {
+        match TABLE.compare_exchange_weak(head, node, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => break,
             Err(now) => head = now,
         }
@@ -81,7 +81,7 @@ pub fn register(f: &'static ExecFn) {
     }
 }
 
-/// The registry from `at` on.
+/// The table from `at` on.
 fn entries(mut at: *mut ExecFn) -> impl Iterator<Item = &'static ExecFn> {
     std::iter::from_fn(move || {
         // SAFETY: every pointer in the list comes from a `&'static ExecFn`
@@ -93,7 +93,7 @@ fn entries(mut at: *mut ExecFn) -> impl Iterator<Item = &'static ExecFn> {
 }
 
 pub(crate) fn find(id: u64) -> Option<&'static ExecFn> {
-    entries(REGISTRY.load(Ordering::Acquire)).find(|f| f.id == id)
+    entries(TABLE.load(Ordering::Acquire)).find(|f| f.id == id)
 }
 
 /// Is `f` part of the main executable (not of a library loaded with

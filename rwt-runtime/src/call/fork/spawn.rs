@@ -33,7 +33,7 @@ where
     // The write end is not registered: it lives in this process only
     // while this thread holds the lock (it is closed before the lock goes),
     // so no other fork of rwt's can inherit it, and the parent writes no
-    // registry page for it after the fork.
+    // descriptor-list page for it after the fork.
     let parent = nix::unistd::getpid();
     // SAFETY: libc fork(): its atfork handlers keep malloc usable in the
     // child. The child runs only `body::run`, which leaves with `_exit` and
