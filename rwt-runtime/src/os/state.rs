@@ -106,8 +106,33 @@ pub(crate) fn wait<T>(condvar: &Condvar, guard: MutexGuard<'static, T>) -> Mutex
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::ProcessLocal;
+
+    /// Runs `child` in a forked child of the test and returns the bytes it
+    /// answered (empty if it answered nothing). The child must only do
+    /// what is safe after `fork` in a threaded process (rwt's own state
+    /// and syscalls); it leaves with `_exit`.
+    pub(crate) fn answer_of_a_fork(child: impl FnOnce() -> Vec<u8>) -> Vec<u8> {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        // SAFETY: the child runs `child`, which does only the above,
+        // writes to a pipe and leaves with _exit.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                let answer = child();
+                let _ = nix::unistd::write(&write, &answer);
+                // SAFETY: _exit is async-signal-safe and ends the child.
+                unsafe { nix::libc::_exit(0) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                drop(write);
+                let mut buf = [0u8; 64];
+                let n = nix::unistd::read(&read, &mut buf).unwrap_or(0);
+                let _ = nix::sys::wait::waitpid(child, None);
+                buf[..n].to_vec()
+            }
+        }
+    }
 
     static COUNTER: ProcessLocal<u32> = ProcessLocal::new(|| 100, || {});
 
@@ -117,31 +142,15 @@ mod tests {
     fn a_child_gets_a_fresh_state_even_if_the_parent_held_it() {
         *COUNTER.lock() = 7;
         let held = COUNTER.lock();
-        let (read, write) = nix::unistd::pipe().unwrap();
-        // SAFETY: the child only reads the state, writes to a pipe and
-        // leaves with _exit.
-        match unsafe { nix::unistd::fork() }.unwrap() {
-            nix::unistd::ForkResult::Child => {
-                let seen = *COUNTER.lock();
-                let _ = nix::unistd::write(&write, &seen.to_ne_bytes());
-                // SAFETY: _exit is async-signal-safe and ends the child.
-                unsafe { nix::libc::_exit(0) }
-            }
-            nix::unistd::ForkResult::Parent { child } => {
-                drop(write);
-                let mut buf = [0u8; 4];
-                let n = nix::unistd::read(&read, &mut buf).unwrap_or(0);
-                let _ = nix::sys::wait::waitpid(child, None);
-                drop(held);
-                assert_eq!(n, 4, "the child blocked on its parent's lock");
-                assert_eq!(
-                    u32::from_ne_bytes(buf),
-                    100,
-                    "the child saw its parent's state"
-                );
-                assert_eq!(*COUNTER.lock(), 7);
-            }
-        }
+        let seen = answer_of_a_fork(|| COUNTER.lock().to_ne_bytes().to_vec());
+        drop(held);
+        assert_eq!(seen.len(), 4, "the child blocked on its parent's lock");
+        assert_eq!(
+            seen,
+            100u32.to_ne_bytes(),
+            "the child saw its parent's state"
+        );
+        assert_eq!(*COUNTER.lock(), 7);
     }
 
     static TAGGED: ProcessLocal<u32> = ProcessLocal::new(|| 100, || {});
@@ -152,26 +161,11 @@ mod tests {
     /// `forked()` as rwt's fork does, with its own state of the same pid.
     #[test]
     fn a_state_made_before_rwt_forked_is_not_the_childs_even_with_the_same_pid() {
-        let (read, write) = nix::unistd::pipe().unwrap();
-        // SAFETY: the child only locks, writes to a pipe and leaves with
-        // _exit.
-        match unsafe { nix::unistd::fork() }.unwrap() {
-            nix::unistd::ForkResult::Child => {
-                *TAGGED.lock() = 7;
-                super::forked();
-                let seen = *TAGGED.lock();
-                let _ = nix::unistd::write(&write, &seen.to_ne_bytes());
-                // SAFETY: _exit is async-signal-safe and ends the child.
-                unsafe { nix::libc::_exit(0) }
-            }
-            nix::unistd::ForkResult::Parent { child } => {
-                drop(write);
-                let mut buf = [0u8; 4];
-                let n = nix::unistd::read(&read, &mut buf).unwrap_or(0);
-                let _ = nix::sys::wait::waitpid(child, None);
-                assert_eq!(n, 4);
-                assert_eq!(u32::from_ne_bytes(buf), 100, "the state of before the fork");
-            }
-        }
+        let seen = answer_of_a_fork(|| {
+            *TAGGED.lock() = 7;
+            super::forked();
+            TAGGED.lock().to_ne_bytes().to_vec()
+        });
+        assert_eq!(seen, 100u32.to_ne_bytes(), "the state of before the fork");
     }
 }

@@ -324,40 +324,24 @@ fn retire(worker: Worker) {
 mod tests {
     use std::time::Duration;
 
+    use crate::os::state::tests::answer_of_a_fork;
+
     /// The settings a program made reach its children's pools (forked by
     /// rwt or by the program): a fresh pool there starts with them. Played
     /// in a forked child, which sets them and forks a grandchild that
     /// reads them, so this test binary's own pool is untouched.
     #[test]
     fn a_childs_pool_starts_with_the_settings_its_parent_made() {
-        let (read, write) = nix::unistd::pipe().unwrap();
-        // SAFETY: the child and grandchild only lock the pool's state, write
-        // to a pipe and leave with _exit (no worker is started).
-        match unsafe { nix::unistd::fork() }.unwrap() {
-            nix::unistd::ForkResult::Child => {
-                super::set_pool_size(3);
-                super::set_pool_idle_timeout(Duration::from_millis(1234));
-                // SAFETY: as above.
-                if let Ok(nix::unistd::ForkResult::Child) = unsafe { nix::unistd::fork() } {
-                    let state = super::STATE.lock();
-                    let seen = (state.max_idle, state.idle_timeout);
-                    let ok = seen == (Some(3), Duration::from_millis(1234));
-                    let _ = nix::unistd::write(&write, &[u8::from(ok)]);
-                }
-                // SAFETY: _exit is async-signal-safe and ends the process.
-                unsafe { nix::libc::_exit(0) }
-            }
-            nix::unistd::ForkResult::Parent { child } => {
-                drop(write);
-                let mut buf = [0u8; 1];
-                let n = nix::unistd::read(&read, &mut buf).unwrap_or(0);
-                let _ = nix::sys::wait::waitpid(child, None);
-                assert_eq!(
-                    (n, buf[0]),
-                    (1, 1),
-                    "the grandchild's pool had the defaults"
-                );
-            }
-        }
+        let seen = answer_of_a_fork(|| {
+            super::set_pool_size(3);
+            super::set_pool_idle_timeout(Duration::from_millis(1234));
+            // The grandchild reads what its fresh pool started with.
+            answer_of_a_fork(|| {
+                let state = super::STATE.lock();
+                let seen = (state.max_idle, state.idle_timeout);
+                vec![u8::from(seen == (Some(3), Duration::from_millis(1234)))]
+            })
+        });
+        assert_eq!(seen, [1], "the grandchild's pool had the defaults");
     }
 }
