@@ -1,6 +1,6 @@
 //! Limits beyond time: the memory and CPU one attempt may use, as the
 //! caller states them and errors name them. The child arms them
-//! ([`crate::child::limits`]).
+//! (`child/limits/`).
 
 use std::fmt;
 use std::time::Duration;

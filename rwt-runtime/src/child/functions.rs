@@ -1,7 +1,7 @@
 //! Exec mode's function table: every exec- and pool-mode function
 //! registers itself from a constructor placed in `.init_array.00200`
 //! (`register_exec_fn!`, below), before the entry
-//! ([`crate::child::entry`]) runs. A child looks a request's function up
+//! (`child/entry.rs`) runs. A child looks a request's function up
 //! here by id, never by address.
 
 use std::ptr;
@@ -192,7 +192,7 @@ where
 ///
 /// The constructor goes in `.init_array.00200`. The linker orders
 /// `.init_array.NNNNN` sections by number, before the plain `.init_array`
-/// that holds the entry ([`crate::child::entry`]) and after std's own at
+/// that holds the entry (`child/entry.rs`) and after std's own at
 /// `.00099`: the table is complete when the entry looks a request up. This
 /// macro and the entry are the two halves of that contract, and live here
 /// together; the attribute only names the macro.

@@ -4,7 +4,7 @@
 //! means the child's copy is complete, and lets the child close the pipes
 //! of other calls that were in flight in the caller: a call's pipe exists
 //! only while registered here, so no child can inherit it unseen. Nothing
-//! else is held across `fork` ([`crate::os::state`]).
+//! else is held across `fork` (see `os/state.rs`).
 //!
 //! Never emit a tracing event or touch stdout/stderr while holding the
 //! list: `fork` takes the stdout and stderr locks *before* it.
@@ -209,35 +209,6 @@ impl Drop for RegisteredFd {
             fds.unregister(fd.as_raw_fd());
             drop(fd);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::mpsc;
-    use std::time::Duration;
-
-    /// M4: what a fork holds (the descriptor list) is not what a pool call,
-    /// a `kill_all` or the reaper needs: while it is held, they go on.
-    #[test]
-    fn the_state_is_free_while_the_descriptor_list_is_held() {
-        // The epoch exists before the list is held (making it registers
-        // descriptors).
-        assert!(crate::os::cancel::current().is_some());
-        let held = super::fds();
-        let (tx, rx) = mpsc::channel();
-        let other = std::thread::spawn(move || {
-            let epoch = crate::os::cancel::current().is_some();
-            let spawners = crate::os::spawner::idle_count();
-            let _ = tx.send((epoch, spawners));
-        });
-        let outcome = rx.recv_timeout(Duration::from_secs(20));
-        drop(held);
-        other.join().unwrap();
-        assert!(
-            matches!(outcome, Ok((true, _))),
-            "the state waited for the descriptor list: {outcome:?}"
-        );
     }
 }
 

@@ -180,4 +180,27 @@ mod tests {
             .collect();
         assert_eq!(results, (0..super::MAX_THREADS * 2).collect::<Vec<_>>());
     }
+
+    /// M4: what a fork holds (the descriptor list) is not what a pool call,
+    /// a `kill_all` or the reaper needs: while it is held, they go on.
+    #[test]
+    fn the_state_is_free_while_the_descriptor_list_is_held() {
+        // The epoch exists before the list is held (making it registers
+        // descriptors).
+        assert!(crate::os::cancel::current().is_some());
+        let held = crate::os::fds::fds();
+        let (tx, rx) = mpsc::channel();
+        let other = std::thread::spawn(move || {
+            let epoch = crate::os::cancel::current().is_some();
+            let spawners = super::idle_count();
+            let _ = tx.send((epoch, spawners));
+        });
+        let outcome = rx.recv_timeout(Duration::from_secs(20));
+        drop(held);
+        other.join().unwrap();
+        assert!(
+            matches!(outcome, Ok((true, _))),
+            "the state waited for the descriptor list: {outcome:?}"
+        );
+    }
 }

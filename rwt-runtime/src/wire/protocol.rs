@@ -10,9 +10,8 @@ use std::os::fd::RawFd;
 use crate::limits::Limits;
 
 /// The variable that tells a run of the binary it is an rwt child, and
-/// carries the call's nonce. Never enough on its own (see [`entry`]).
-///
-/// [`entry`]: crate::child::entry
+/// carries the call's nonce. Never enough on its own (see the child's
+/// entry, `child/entry.rs`).
 pub(crate) const ENV: &str = "RWT_EXEC_CHILD";
 /// The child's end of the channel.
 pub(crate) const CHANNEL_FD: RawFd = 3;
