@@ -13,10 +13,45 @@ pub fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 % 251) as u8).collect()
 }
 
+/// `len` bytes of a pattern that differs with `seed`.
+pub fn seeded(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 % 251) as u8 ^ seed).collect()
+}
+
+/// From this size on, a result that is one MessagePack binary becomes the
+/// caller's value without a copy (rwt-runtime's `wire::codec::HAND_OVER`).
+const HAND_OVER: usize = 1 << 20;
+
+/// A newtype of a blob: it crosses as the same one binary.
+#[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+pub struct Image(pub Blob);
+
 in_every_mode! {
     #[timeout(secs = 20.0)]
     fn blob(len: usize) -> Blob {
         Blob::from(pattern(len))
+    }
+
+    #[timeout(secs = 20.0)]
+    fn image(len: usize, seed: u8) -> Image {
+        Image(Blob::from(seeded(len, seed)))
+    }
+
+    #[timeout(secs = 20.0)]
+    fn maybe_blob(len: usize) -> Option<Blob> {
+        Some(Blob::from(pattern(len)))
+    }
+
+    /// A binary followed by more: not one binary.
+    #[timeout(secs = 20.0)]
+    fn blob_and_tail(len: usize) -> (Blob, u8) {
+        (Blob::from(pattern(len)), 7)
+    }
+
+    /// One binary in a `Result`: an enum, not one binary.
+    #[timeout(secs = 20.0)]
+    fn checked_blob(len: usize) -> Result<Blob, String> {
+        Ok(Blob::from(pattern(len)))
     }
 
     #[timeout(secs = 20.0)]
@@ -50,6 +85,39 @@ test_in_every_mode! {
         // the whole frame landing just under, on and just over 64 KiB too.
         for len in [0, 1, 65_521, 65_522, 65_523, 65_535, 65_536, 65_537, 1 << 20] {
             assert_eq!(m::blob(len).unwrap(), Blob::from(pattern(len)), "len {len}");
+        }
+    }
+
+    /// One byte either side of the size from which a result that is one
+    /// binary is handed over instead of copied: every shape of such a
+    /// value, and values that only contain one, come back equal.
+    fn results_around_the_hand_over_size(m) {
+        for len in [HAND_OVER - 1, HAND_OVER, HAND_OVER + 1] {
+            let want = Blob::from(pattern(len));
+            assert_eq!(m::blob(len).unwrap(), want, "len {len}");
+            assert_eq!(m::image(len, 3).unwrap(), Image(Blob::from(seeded(len, 3))), "len {len}");
+            assert_eq!(m::maybe_blob(len).unwrap(), Some(want.clone()), "len {len}");
+            assert_eq!(m::blob_and_tail(len).unwrap(), (want.clone(), 7), "len {len}");
+            assert_eq!(m::checked_blob(len).unwrap(), Ok(want), "len {len}");
+        }
+    }
+
+    /// Callers at once, each with results past the hand-over size: each
+    /// gets its own.
+    fn concurrent_large_results_each_reach_their_own_caller(m) {
+        let callers: Vec<_> = (0..6u8)
+            .map(|seed| {
+                std::thread::spawn(move || {
+                    for round in 0..3usize {
+                        let len = HAND_OVER + usize::from(seed) * 4099 + round;
+                        let got = m::image(len, seed).unwrap();
+                        assert!(got.0 .0 == seeded(len, seed), "caller {seed} round {round}");
+                    }
+                })
+            })
+            .collect();
+        for caller in callers {
+            caller.join().unwrap();
         }
     }
 

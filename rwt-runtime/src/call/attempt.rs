@@ -77,7 +77,7 @@ pub(crate) async fn conclude<R: DeserializeOwned, W: Waiter>(
             };
             answered(child.into_inner(), frame.kind);
             tracing::debug!(target: "rwt", function, pid, bytes = frame.body.len(), "result received");
-            Outcome::from_frame(frame.kind, &frame.body, opts)
+            Outcome::from_frame(frame.kind, frame.body, frame.headless, opts)
         }
         Waited::Died => {
             let mut child = child.into_inner();

@@ -76,12 +76,13 @@ pub(crate) enum Waited {
 impl<R: DeserializeOwned> Outcome<R> {
     /// What a complete frame of `kind` with `body` says, for a call with
     /// `opts`.
-    pub(crate) fn from_frame(kind: Kind, body: &[u8], opts: &Checked) -> Self {
+    /// `headless`: see [`crate::wire::reader::Frame`].
+    pub(crate) fn from_frame(kind: Kind, body: Vec<u8>, headless: bool, opts: &Checked) -> Self {
         match kind {
-            Kind::Value => decoded(body, Outcome::Value),
-            Kind::Failed => decoded(body, Outcome::Failed),
-            Kind::Panic => Outcome::Panicked(String::from_utf8_lossy(body).into_owned()),
-            Kind::EncodeError => Outcome::Codec(String::from_utf8_lossy(body).into_owned()),
+            Kind::Value => decoded(body, headless, Outcome::Value),
+            Kind::Failed => decoded(body, headless, Outcome::Failed),
+            Kind::Panic => Outcome::Panicked(String::from_utf8_lossy(&body).into_owned()),
+            Kind::EncodeError => Outcome::Codec(String::from_utf8_lossy(&body).into_owned()),
             // Only from a child that had the limit armed.
             Kind::MemoryLimit => match opts.limits.memory {
                 Some(bytes) => Outcome::Limit(Limit::Memory { bytes }),
@@ -118,8 +119,12 @@ impl<R> Outcome<R> {
     }
 }
 
-fn decoded<R: DeserializeOwned>(body: &[u8], wrap: fn(R) -> Outcome<R>) -> Outcome<R> {
-    match codec::decode(body) {
+fn decoded<R: DeserializeOwned>(
+    body: Vec<u8>,
+    headless: bool,
+    wrap: fn(R) -> Outcome<R>,
+) -> Outcome<R> {
+    match codec::decode_owned(body, headless) {
         Ok(value) => wrap(value),
         Err(detail) => Outcome::Codec(detail),
     }

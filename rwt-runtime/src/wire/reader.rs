@@ -8,6 +8,10 @@ use super::frame::{Kind, HEADER_LEN};
 pub(crate) struct Frame {
     pub kind: Kind,
     pub body: Vec<u8>,
+    /// The body was one large MessagePack binary and holds its data only:
+    /// the binary's header was left out as it arrived (see
+    /// [`crate::wire::codec::decode_owned`]).
+    pub headless: bool,
 }
 
 /// Why a byte stream is not a frame rwt accepts.
@@ -61,6 +65,9 @@ pub(crate) struct FrameReader {
     ///
     /// [`FIRST`]: crate::wire::bigbuf::FIRST
     first: usize,
+    /// The header of a large binary that is the whole value was left out
+    /// of `body` (and of `len`).
+    headless: bool,
 }
 
 impl FrameReader {
@@ -74,6 +81,7 @@ impl FrameReader {
             body: Vec::new(),
             leaving_follows: false,
             first: crate::wire::bigbuf::FIRST,
+            headless: false,
         }
     }
 
@@ -152,6 +160,16 @@ impl FrameReader {
             }
             self.len = usize::try_from(len).map_err(|_| too_large)?;
             self.kind = Some(kind);
+            // A value that is one large binary, whose header came in this
+            // piece: its data alone is kept, so that the body can become
+            // the value's own buffer without a copy.
+            if matches!(kind, Kind::Value | Kind::Failed) {
+                if let Some(start) = crate::wire::codec::binary_start(data, self.len) {
+                    data = &data[start..];
+                    self.len -= start;
+                    self.headless = true;
+                }
+            }
         }
         while !data.is_empty() && !self.is_complete() {
             self.make_room()?;
@@ -172,6 +190,7 @@ impl FrameReader {
             Some(kind) if self.is_complete() => Some(Frame {
                 kind,
                 body: self.body,
+                headless: self.headless,
             }),
             _ => None,
         }
@@ -275,6 +294,34 @@ mod tests {
             decode::<String>(&r.into_frame().unwrap().body).unwrap(),
             "direct"
         );
+    }
+
+    /// A value that is one large binary arrives without the binary's
+    /// header when the header comes in the frame's first piece, so that
+    /// its body can become the value; in smaller pieces, or in a frame of
+    /// text, the body is kept whole. Either way it decodes to the same.
+    #[test]
+    fn a_large_binary_value_arrives_headless() {
+        use crate::wire::codec::{decode_owned, HAND_OVER};
+        let data: Vec<u8> = (0..=HAND_OVER).map(|i| i as u8).collect();
+        let body = encode(&crate::Bytes(data.clone())).unwrap();
+        for (kind, piece, headless) in [
+            (Kind::Value, 4096, true),
+            (Kind::Failed, HEADER_LEN + 5, true),
+            (Kind::Value, HEADER_LEN + 4, false),
+            (Kind::Value, 1, false),
+            (Kind::Panic, 4096, false),
+        ] {
+            let mut r = FrameReader::new(1 << 30);
+            for chunk in frame(kind, &body).chunks(piece) {
+                r.feed(chunk).unwrap();
+            }
+            let f = r.into_frame().unwrap();
+            assert_eq!((f.kind, f.headless), (kind, headless), "pieces of {piece}");
+            assert_eq!(f.body.len(), if headless { data.len() } else { body.len() });
+            let got: crate::Bytes = decode_owned(f.body, f.headless).unwrap();
+            assert!(got.0 == data, "pieces of {piece}");
+        }
     }
 
     #[test]
