@@ -22,3 +22,21 @@ pub(crate) mod syscalls;
 #[cfg(unix)]
 pub(crate) mod test_output;
 pub(crate) mod usage;
+
+/// The CPUs this process may use (`available_parallelism`, 2 if unknown),
+/// read once per process: it reads cgroup files. An atomic, not a
+/// `OnceLock`: a fork while another thread initialises a `OnceLock` leaves
+/// the child's copy initialising for ever. Threads that race both compute
+/// it; the answers agree.
+pub(crate) fn cpus() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static CPUS: AtomicUsize = AtomicUsize::new(0);
+    match CPUS.load(Ordering::Relaxed) {
+        0 => {
+            let n = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+            CPUS.store(n, Ordering::Relaxed);
+            n
+        }
+        n => n,
+    }
+}
