@@ -95,11 +95,7 @@ pub(crate) async fn conclude<R: DeserializeOwned, W: Waiter>(
             let pid = child.child().pid();
             // Before the kill, and only now: what it was doing. Not reaped,
             // so the number is still its own.
-            let stuck = child
-                .child()
-                .is_ours()
-                .then(|| crate::os::stuck::snapshot(pid))
-                .flatten();
+            let stuck = child.child().snapshot();
             if opts.kill {
                 tracing::debug!(target: "rwt", function, pid, stuck = stuck.as_ref().map(tracing::field::display), "timed out, killing");
                 usage = kill::ladder(waiter, child, opts.grace)

@@ -93,9 +93,24 @@ static FDS: Mutex<Fds> = Mutex::new(Fds {
 
 /// Locks the descriptor list (held across `fork`: see the module docs).
 pub(crate) fn fds() -> MutexGuard<'static, Fds> {
-    let mut fds = FDS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    owned(
+        FDS.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    )
+}
+
+/// [`fds`], unless someone holds the list now (a fork in progress holds it
+/// for as long as the kernel copies the caller).
+pub(crate) fn try_fds() -> Option<MutexGuard<'static, Fds>> {
+    match FDS.try_lock() {
+        Ok(guard) => Some(owned(guard)),
+        Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(owned(poisoned.into_inner())),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+}
+
+/// The list, made this process's own if it was inherited.
+fn owned(mut fds: MutexGuard<'static, Fds>) -> MutexGuard<'static, Fds> {
     let me = std::process::id();
     if fds.owner != me {
         // A copy inherited through the user's own fork(): the numbers are

@@ -37,6 +37,15 @@ impl Deadline {
         self.0
     }
 
+    /// `d` before this deadline, if that is still ahead: a point at which
+    /// to get ready for it.
+    pub(crate) fn ahead_by(self, d: Duration) -> Option<Deadline> {
+        self.0
+            .checked_sub(d)
+            .filter(|&at| at > Instant::now())
+            .map(Deadline)
+    }
+
     /// How long a wait for a child's end may sleep: to this deadline if
     /// the child's exit wakes the wait (`exit_fd`, its pidfd), or else one
     /// [`FALLBACK_STEP`] at most, since nothing would wake it when the

@@ -323,7 +323,7 @@ fn timed_out(child: Child, opts: &Checked, function: &str) -> Ended<ExitStatus> 
     // its own.
     let stuck = child
         .is_ours()
-        .then(|| crate::os::stuck::snapshot(pid))
+        .then(|| crate::os::stuck::snapshot(pid, None))
         .flatten();
     if !opts.kill {
         tracing::debug!(target: "rwt", function, pid, "timed out, left running as an orphan");

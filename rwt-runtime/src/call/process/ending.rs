@@ -128,6 +128,7 @@ impl Child {
         };
         self.status = Some(status);
         self.pidfd = None;
+        self.prepared = None;
         status
     }
 

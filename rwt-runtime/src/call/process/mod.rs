@@ -46,6 +46,12 @@ pub(crate) struct Child {
     started: Instant,
     /// The kernel's accounting of it, once reaped by [`Child::reap`].
     usage: Option<Usage>,
+    /// Its `/proc` files, opened ahead of a deadline
+    /// ([`Child::prepare_snapshot`]).
+    prepared: Option<crate::os::stuck::Prepared>,
+    /// How many times [`Child::prepare_snapshot`] tried to open them.
+    #[cfg(test)]
+    prepare_tries: u32,
 }
 
 impl Child {
@@ -57,6 +63,9 @@ impl Child {
             status: None,
             started: Instant::now(),
             usage: None,
+            prepared: None,
+            #[cfg(test)]
+            prepare_tries: 0,
         };
         #[cfg(target_os = "linux")]
         match pidfd_open(pid) {
@@ -151,6 +160,43 @@ impl Child {
     /// Whether the pid is still ours to act on (not reaped, not lost).
     pub(crate) fn is_ours(&self) -> bool {
         self.status.is_none()
+    }
+
+    /// Opens what [`Child::snapshot`] reads, ahead of the deadline, once:
+    /// the snapshot then costs a few `pread`s instead of the ~0.1 ms of a
+    /// first look at the child's `/proc` entry (see
+    /// [`crate::os::stuck::Prepared`]). `false`: not now, rwt's
+    /// descriptor list was busy; worth another try.
+    pub(crate) fn prepare_snapshot(&mut self) -> bool {
+        if self.prepared.is_some() || !self.is_ours() {
+            return true;
+        }
+        #[cfg(test)]
+        {
+            self.prepare_tries += 1;
+        }
+        match crate::os::stuck::prepare(self.pid()) {
+            crate::os::stuck::Prepare::Ready(files) => {
+                self.prepared = Some(files);
+                true
+            }
+            crate::os::stuck::Prepare::Busy => false,
+            crate::os::stuck::Prepare::Unavailable => true,
+        }
+    }
+
+    /// Were its `/proc` files opened ahead of the deadline, and how many
+    /// times was that tried?
+    #[cfg(test)]
+    pub(crate) fn prepared(&self) -> (bool, u32) {
+        (self.prepared.is_some(), self.prepare_tries)
+    }
+
+    /// What it is doing now, if `/proc` can tell; `None` once reaped.
+    pub(crate) fn snapshot(&self) -> Option<crate::os::stuck::Stuck> {
+        self.is_ours()
+            .then(|| crate::os::stuck::snapshot(self.pid(), self.prepared.as_ref()))
+            .flatten()
     }
 
     pub(crate) fn pid(&self) -> u32 {
