@@ -109,6 +109,83 @@ fn fork_floor() {
     }
 }
 
+/// A warm forked child that answers every 8 bytes with the same 8 bytes on
+/// a socketpair: one round trip to it is the floor of any worker call (one
+/// write and one read on each side).
+struct Echo {
+    ours: std::os::fd::OwnedFd,
+    child: nix::unistd::Pid,
+}
+
+impl Echo {
+    fn start() -> Echo {
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .unwrap();
+        // SAFETY: the child only reads, writes and leaves with _exit.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                drop(ours);
+                let mut buf = [0u8; 8];
+                while let Ok(8) = nix::unistd::read(&theirs, &mut buf) {
+                    if nix::unistd::write(&theirs, &buf).is_err() {
+                        break;
+                    }
+                }
+                // SAFETY: leaving the child at once.
+                unsafe { nix::libc::_exit(0) }
+            }
+            nix::unistd::ForkResult::Parent { child } => Echo { ours, child },
+        }
+    }
+
+    fn round_trip(&self) {
+        nix::unistd::write(&self.ours, b"pingpong").unwrap();
+        let mut buf = [0u8; 8];
+        let mut got = 0;
+        while got < buf.len() {
+            got += nix::unistd::read(&self.ours, &mut buf[got..]).unwrap();
+        }
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        // The child leaves at the end of its socket.
+        let _ = nix::sys::socket::shutdown(
+            std::os::fd::AsRawFd::as_raw_fd(&self.ours),
+            nix::sys::socket::Shutdown::Both,
+        );
+        let _ = nix::sys::wait::waitpid(self.child, None);
+    }
+}
+
+/// Wall time per call of `callers` threads making `rounds` calls each at
+/// once (`each(thread)` makes one).
+fn at_once(callers: usize, rounds: usize, each: impl Fn(usize) + Sync) -> Duration {
+    let start = std::sync::Barrier::new(callers + 1);
+    let wall = std::thread::scope(|s| {
+        for t in 0..callers {
+            let (start, each) = (&start, &each);
+            s.spawn(move || {
+                start.wait();
+                for _ in 0..rounds {
+                    each(t);
+                }
+            });
+        }
+        start.wait();
+        Instant::now()
+    });
+    // The scope joined every caller: the wall time is up to now.
+    wall.elapsed() / u32::try_from(callers * rounds).unwrap()
+}
+
 const FLOOR_ENV: &str = "RWT_BENCH_FLOOR";
 
 /// The least an exec-based call can cost: posix_spawn of this binary, which
@@ -305,6 +382,22 @@ fn summary(pool: &procspawn::Pool) -> Vec<(String, String, bool)> {
             pool_add(1).unwrap();
         }),
     );
+    let echo = Echo::start();
+    let pingpong_m = row(
+        "ping-pong floor: 8 bytes to a warm forked child and back",
+        time_each(5000, || echo.round_trip()),
+    );
+    drop(echo);
+    // 16 at once: wall time over calls (one line each, no p99).
+    let echoes: Vec<Echo> = (0..16).map(|_| Echo::start()).collect();
+    let pingpong16 = at_once(16, 2000, |t| echoes[t].round_trip());
+    drop(echoes);
+    pool_add(1).unwrap();
+    let pool16 = at_once(16, 2000, |_| {
+        pool_add(1).unwrap();
+    });
+    println!("| 16 ping-pong pairs at once, wall / round trips | {pingpong16:.1?} | |");
+    println!("| rwt pool, 16 callers at once, wall / calls | {pool16:.1?} | |");
     row(
         "procspawn spawn",
         time_each(300, || {
@@ -384,6 +477,18 @@ fn summary(pool: &procspawn::Pool) -> Vec<(String, String, bool)> {
     check("rwt fork <= 1.3x fork floor", format!("{r:.2}x"), r <= 1.3);
     let r = ratio(exec_m, spawn_floor_m);
     check("rwt exec <= 1.3x spawn floor", format!("{r:.2}x"), r <= 1.3);
+    let r = ratio(pool_m, pingpong_m);
+    check(
+        "rwt pool <= 2x ping-pong floor",
+        format!("{r:.2}x"),
+        r <= 2.0,
+    );
+    let r = ratio(pool16, pingpong16);
+    check(
+        "rwt pool, 16 callers <= 3x 16 ping-pong pairs",
+        format!("{r:.2}x"),
+        r <= 3.0,
+    );
     let r = ratio(pool_m, ps_pool_m);
     check(
         "rwt pool <= 0.7x procspawn Pool",
