@@ -151,17 +151,75 @@ pub(crate) fn binary_start(prefix: &[u8], total: usize) -> Option<usize> {
     (len >= HAND_OVER && total.checked_sub(start) == Some(len)).then_some(start)
 }
 
-/// A value that is one MessagePack binary, owned: it deserializes as
-/// rmp-serde's deserializer does a binary (an option is `Some`, a newtype
-/// is transparent, a sequence, tuple or struct sees the bytes as numbers,
-/// everything else is offered the bytes), but offers the buffer itself
-/// where rmp-serde offers a borrowed slice.
+/// A value that is one MessagePack binary, owned. A type that asks for
+/// bytes (or anything: `deserialize_any`, a string), an option (`Some`)
+/// or a newtype (transparent) is offered the buffer itself where rmp-serde
+/// offers a borrowed slice; every other request goes to rmp-serde's own
+/// deserializer over the same bytes (the binary's header put back in
+/// front), so that the answer is always the one rmp-serde gives: a
+/// sequence of numbers, an enum's unit variant named by the bytes, an
+/// error for a number. Not human-readable, as rmp-serde is not.
 struct WholeBinary(Vec<u8>);
+
+/// rmp-serde's deserializer, reading a header and then the data.
+type Rmp = rmp_serde::Deserializer<
+    rmp_serde::decode::ReadReader<
+        std::io::Chain<std::io::Cursor<[u8; 5]>, std::io::Cursor<Vec<u8>>>,
+    >,
+>;
+
+impl WholeBinary {
+    fn rmp(self) -> Rmp {
+        use std::io::Read;
+        // From a `bin 32`: the length fits (a mismatch could only make the
+        // decode fail).
+        let len = u32::try_from(self.0.len()).unwrap_or(u32::MAX);
+        let mut head = [0xc6, 0, 0, 0, 0];
+        head[1..].copy_from_slice(&len.to_be_bytes());
+        rmp_serde::Deserializer::new(std::io::Cursor::new(head).chain(std::io::Cursor::new(self.0)))
+    }
+}
+
+/// Deserializer methods that go to rmp-serde as they are.
+macro_rules! to_rmp {
+    ($($method:ident($($arg:ident: $ty:ty),*);)*) => {$(
+        fn $method<V: serde::de::Visitor<'de>>(
+            self,
+            $($arg: $ty,)*
+            v: V,
+        ) -> Result<V::Value, Self::Error> {
+            serde::Deserializer::$method(&mut self.rmp(), $($arg,)* v)
+        }
+    )*};
+}
 
 impl<'de> serde::Deserializer<'de> for WholeBinary {
     type Error = rmp_serde::decode::Error;
 
+    fn is_human_readable(&self) -> bool {
+        false
+    }
+
     fn deserialize_any<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        v.visit_byte_buf(self.0)
+    }
+
+    fn deserialize_bytes<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        v.visit_byte_buf(self.0)
+    }
+
+    fn deserialize_byte_buf<V: serde::de::Visitor<'de>>(
+        self,
+        v: V,
+    ) -> Result<V::Value, Self::Error> {
+        v.visit_byte_buf(self.0)
+    }
+
+    fn deserialize_str<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
+        v.visit_byte_buf(self.0)
+    }
+
+    fn deserialize_string<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
         v.visit_byte_buf(self.0)
     }
 
@@ -171,48 +229,40 @@ impl<'de> serde::Deserializer<'de> for WholeBinary {
 
     fn deserialize_newtype_struct<V: serde::de::Visitor<'de>>(
         self,
-        _name: &'static str,
+        name: &'static str,
         v: V,
     ) -> Result<V::Value, Self::Error> {
+        if name == rmp_serde::MSGPACK_EXT_STRUCT_NAME {
+            return serde::Deserializer::deserialize_newtype_struct(&mut self.rmp(), name, v);
+        }
         v.visit_newtype_struct(self)
     }
 
-    fn deserialize_seq<V: serde::de::Visitor<'de>>(self, v: V) -> Result<V::Value, Self::Error> {
-        v.visit_seq(serde::de::value::SeqDeserializer::new(self.0.into_iter()))
-    }
-
-    fn deserialize_tuple<V: serde::de::Visitor<'de>>(
-        self,
-        _len: usize,
-        v: V,
-    ) -> Result<V::Value, Self::Error> {
-        self.deserialize_seq(v)
-    }
-
-    fn deserialize_tuple_struct<V: serde::de::Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _len: usize,
-        v: V,
-    ) -> Result<V::Value, Self::Error> {
-        self.deserialize_seq(v)
-    }
-
-    fn deserialize_struct<V: serde::de::Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _fields: &'static [&'static str],
-        v: V,
-    ) -> Result<V::Value, Self::Error> {
-        self.deserialize_seq(v)
-    }
-
-    // Numbers, `u128` included (a binary of 16 bytes in rmp-serde, far
-    // under the hand-over size), and enums fail on a binary, as they do
-    // in rmp-serde.
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf unit unit_struct map enum identifier ignored_any
+    to_rmp! {
+        deserialize_bool();
+        deserialize_i8();
+        deserialize_i16();
+        deserialize_i32();
+        deserialize_i64();
+        deserialize_i128();
+        deserialize_u8();
+        deserialize_u16();
+        deserialize_u32();
+        deserialize_u64();
+        deserialize_u128();
+        deserialize_f32();
+        deserialize_f64();
+        deserialize_char();
+        deserialize_unit();
+        deserialize_unit_struct(name: &'static str);
+        deserialize_seq();
+        deserialize_tuple(len: usize);
+        deserialize_tuple_struct(name: &'static str, len: usize);
+        deserialize_map();
+        deserialize_struct(name: &'static str, fields: &'static [&'static str]);
+        deserialize_enum(name: &'static str, variants: &'static [&'static str]);
+        deserialize_identifier();
+        deserialize_ignored_any();
     }
 }
 
@@ -251,6 +301,30 @@ mod tests {
     enum Either {
         A,
         B(u8),
+    }
+
+    /// A unit variant catches any name, a binary's bytes too.
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    enum Tag {
+        A,
+        #[serde(other)]
+        Unknown,
+    }
+
+    /// Bytes that read as hex text from a human-readable format (the way
+    /// of hash and key types), as raw bytes otherwise.
+    #[derive(Debug, PartialEq)]
+    struct Digest(Vec<u8>);
+
+    impl<'de> serde::Deserialize<'de> for Digest {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            if d.is_human_readable() {
+                let text = String::deserialize(d)?;
+                Ok(Digest(text.bytes().step_by(2).collect()))
+            } else {
+                Ok(Digest(crate::Bytes::deserialize(d)?.0))
+            }
+        }
     }
 
     fn bytes_of(len: usize) -> Vec<u8> {
@@ -357,6 +431,8 @@ mod tests {
             same::<Image>(body);
             same::<Pair>(body);
             same::<Either>(body);
+            same::<Tag>(body);
+            same::<Digest>(body);
         }
     }
 
