@@ -47,6 +47,9 @@ impl Waiter for AsyncWaiter {
                 // A runtime without I/O: the poller waits instead, now and
                 // for the rest of this thread's waits.
                 Err(e) if e == tokio::NO_REACTOR => tokio::without_reactor(),
+                // rwt's descriptor list is held by a fork: the poller
+                // waits this once.
+                Err(e) if e == tokio::LIST_BUSY => {}
                 other => {
                     other?;
                     return ready_now(channel, exit, cancel);

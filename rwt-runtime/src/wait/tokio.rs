@@ -17,6 +17,12 @@ thread_local! {
 /// What `tokio_wait` says when the runtime has no reactor to lend.
 pub(super) const NO_REACTOR: nix::errno::Errno = nix::errno::Errno::ENOTSUP;
 
+/// What [`tokio_wait`] says when rwt's descriptor list is held (a fork in
+/// progress holds it for as long as the kernel copies the caller, which
+/// may take milliseconds): this one wait goes to the poller, which needs
+/// no new descriptor, instead of waiting for the fork.
+pub(super) const LIST_BUSY: nix::errno::Errno = nix::errno::Errno::EWOULDBLOCK;
+
 /// Is this thread in a tokio runtime whose reactor rwt may use?
 pub(super) fn in_tokio() -> bool {
     tokio::runtime::Handle::try_current().is_ok() && !NO_TOKIO_IO.with(std::cell::Cell::get)
@@ -129,7 +135,11 @@ fn private_descriptors(
         }
         None => None,
     };
-    let mut fds = fds::fds();
+    // Never waited for: a call near its deadline must not sit behind a
+    // fork (see [`LIST_BUSY`]).
+    let Some(mut fds) = fds::try_fds() else {
+        return Err(LIST_BUSY);
+    };
     Ok((
         RegisteredFd::new(&mut fds, timer),
         cancel_copy.map(|fd| RegisteredFd::new(&mut fds, fd)),
@@ -173,4 +183,37 @@ fn timer_at(until: Deadline) -> nix::Result<OwnedFd> {
 /// from now on.
 pub(super) fn without_reactor() {
     NO_TOKIO_IO.with(|n| n.set(true));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// While something holds rwt's descriptor list (a fork in progress),
+    /// a tokio wait does not wait for it: it says so at once, and the
+    /// caller's wait goes to the poller (`async_wait.rs`).
+    #[test]
+    fn a_wait_does_not_wait_for_the_descriptor_list() {
+        const HOLD: Duration = Duration::from_millis(300);
+        let held = std::sync::Barrier::new(2);
+        std::thread::scope(|s| {
+            // Holds the list for a while, as a fork of a large caller does
+            // (and lets go in any case, so a wait that does wait ends).
+            s.spawn(|| {
+                let _list = fds::fds();
+                held.wait();
+                std::thread::sleep(HOLD);
+            });
+            held.wait();
+            let start = Instant::now();
+            let got = private_descriptors(Deadline::after(Duration::from_secs(5)), None);
+            let took = start.elapsed();
+            assert_eq!(got.err(), Some(LIST_BUSY), "after {took:?}");
+            assert!(took < HOLD / 3, "{took:?}");
+        });
+        // And with the list free, the descriptors come.
+        assert!(private_descriptors(Deadline::after(Duration::from_secs(5)), None).is_ok());
+    }
 }
