@@ -149,7 +149,9 @@ impl Echo {
         let mut buf = [0u8; 8];
         let mut got = 0;
         while got < buf.len() {
-            got += nix::unistd::read(&self.ours, &mut buf[got..]).unwrap();
+            let n = nix::unistd::read(&self.ours, &mut buf[got..]).unwrap();
+            assert!(n > 0, "the echo child is gone");
+            got += n;
         }
     }
 }

@@ -51,6 +51,10 @@ pub(crate) async fn exchange<W: Waiter>(
         stop.cancel,
     )
     .await;
+    // Only a timeout reads what was opened for it.
+    if !matches!(waited, Waited::Timeout) {
+        child.forget_snapshot();
+    }
     (waited, reader)
 }
 
@@ -350,6 +354,8 @@ mod tests {
             if done {
                 let stuck = child.child().snapshot().expect("a snapshot");
                 assert_eq!(stuck.state, crate::os::stuck::State::Sleeping, "{stuck:?}");
+                // Read once: the files are closed after.
+                assert!(!child.child().prepared().0, "{deadline:?}");
             }
         }
     }

@@ -120,6 +120,10 @@ pub(crate) enum Prepare {
 /// unregistered.
 #[cfg(target_os = "linux")]
 pub(crate) fn prepare(pid: u32) -> Prepare {
+    // The first look at a new process's `/proc` entry is the dear part:
+    // taken here, without a descriptor and outside the list's lock, so that
+    // the opens under it are quick.
+    let _ = nix::sys::stat::stat(format!("/proc/{pid}/stat").as_str());
     let Some(mut fds) = crate::os::fds::try_fds() else {
         return Prepare::Busy;
     };

@@ -192,11 +192,19 @@ impl Child {
         (self.prepared.is_some(), self.prepare_tries)
     }
 
-    /// What it is doing now, if `/proc` can tell; `None` once reaped.
-    pub(crate) fn snapshot(&self) -> Option<crate::os::stuck::Stuck> {
+    /// What it is doing now, if `/proc` can tell; `None` once reaped. The
+    /// files opened for it are closed after.
+    pub(crate) fn snapshot(&mut self) -> Option<crate::os::stuck::Stuck> {
+        let prepared = self.prepared.take();
         self.is_ours()
-            .then(|| crate::os::stuck::snapshot(self.pid(), self.prepared.as_ref()))
+            .then(|| crate::os::stuck::snapshot(self.pid(), prepared.as_ref()))
             .flatten()
+    }
+
+    /// Closes the files opened for a snapshot that was not needed (the
+    /// call ended otherwise).
+    pub(crate) fn forget_snapshot(&mut self) {
+        self.prepared = None;
     }
 
     pub(crate) fn pid(&self) -> u32 {
