@@ -124,12 +124,14 @@ impl Drop for PollerWait {
 
 /// Starts the poller thread. Called with the poller locked.
 fn start_poller(p: &mut Poller) -> bool {
-    let pipe = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK);
-    let Ok((read, write)) = pipe.and_then(crate::os::fds::pair_above_stdio) else {
-        return false;
-    };
+    // Made under the descriptor list's lock, so that a child forked by
+    // another thread meanwhile has the pipe registered, and closes it.
     let (read, write) = {
         let mut fds = fds::fds();
+        let pipe = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK);
+        let Ok((read, write)) = pipe.and_then(crate::os::fds::pair_above_stdio) else {
+            return false;
+        };
         (
             RegisteredFd::new(&mut fds, read),
             RegisteredFd::new(&mut fds, write),

@@ -120,11 +120,18 @@ fn register(fd: RawFd, interest: tokio::io::Interest) -> nix::Result<tokio::io::
 
 /// The wait's own descriptors, registered with rwt's list: a timer for
 /// `until`, and a duplicate of the cancel pipe (one epoll set cannot hold
-/// the descriptor every call shares twice).
+/// the descriptor every call shares twice). Made under the list's lock, so
+/// that a child forked by another thread meanwhile has them registered, and
+/// closes them.
 fn private_descriptors(
     until: Deadline,
     cancel: Option<BorrowedFd<'_>>,
 ) -> nix::Result<(RegisteredFd, Option<RegisteredFd>)> {
+    // Never waited for: a call near its deadline must not sit behind a
+    // fork (see [`LIST_BUSY`]).
+    let Some(mut fds) = fds::try_fds() else {
+        return Err(LIST_BUSY);
+    };
     let timer = timer_at(until)?;
     let cancel_copy = match cancel {
         Some(fd) => {
@@ -134,11 +141,6 @@ fn private_descriptors(
             Some(unsafe { OwnedFd::from_raw_fd(copy) })
         }
         None => None,
-    };
-    // Never waited for: a call near its deadline must not sit behind a
-    // fork (see [`LIST_BUSY`]).
-    let Some(mut fds) = fds::try_fds() else {
-        return Err(LIST_BUSY);
     };
     Ok((
         RegisteredFd::new(&mut fds, timer),
