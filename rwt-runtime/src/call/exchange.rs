@@ -322,6 +322,17 @@ mod tests {
             let pid = nix::unistd::Pid::from_raw(i32::try_from(sleeper.id()).unwrap());
             // Killed and reaped when dropped, whatever happens below.
             let mut child = Guarded::new(Child::adopt(pid));
+            // In its sleep before the call starts (starting `sleep` takes a
+            // moment, longer on a loaded machine), so that what the snapshot
+            // sees at the deadline is known.
+            for _ in 0..1000 {
+                if crate::os::stuck::snapshot(sleeper.id(), None)
+                    .is_some_and(|s| s.syscall.is_some())
+                {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
             let (ours, _silent) = socketpair(
                 AddressFamily::Unix,
                 SockType::Stream,
