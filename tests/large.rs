@@ -19,7 +19,7 @@ pub fn seeded(len: usize, seed: u8) -> Vec<u8> {
 }
 
 /// From this size on, a result that is one MessagePack binary becomes the
-/// caller's value without a copy (rwt-runtime's `wire::codec::HAND_OVER`).
+/// caller's value without a copy (rwt-runtime's `wire::handover::HAND_OVER`).
 const HAND_OVER: usize = 1 << 20;
 
 /// A newtype of a blob: it crosses as the same one binary.

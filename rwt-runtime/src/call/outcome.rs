@@ -6,8 +6,8 @@ use serde::de::DeserializeOwned;
 
 use crate::call::process::Status;
 use crate::options::Checked;
-use crate::wire::codec;
 use crate::wire::frame::Kind;
+use crate::wire::handover;
 
 use crate::limits::Limit;
 use crate::os::stuck::Stuck;
@@ -124,7 +124,7 @@ fn decoded<R: DeserializeOwned>(
     headless: bool,
     wrap: fn(R) -> Outcome<R>,
 ) -> Outcome<R> {
-    match codec::decode_owned(body, headless) {
+    match handover::decode_owned(body, headless) {
         Ok(value) => wrap(value),
         Err(detail) => Outcome::Codec(detail),
     }

@@ -11,7 +11,7 @@
 //! untouched. The advice only changes how the kernel backs the memory, never
 //! its contents; with transparent huge pages set to `never` (or off Linux)
 //! it does nothing. Buffers handed to the user (a decoded `Bytes`, or a
-//! result body handed over whole, see `codec::decode_owned`) are `Vec`s
+//! result body handed over whole, see `handover::decode_owned`) are `Vec`s
 //! from the global allocator, some of them with that advice.
 
 use std::collections::TryReserveError;

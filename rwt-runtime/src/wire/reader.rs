@@ -10,7 +10,7 @@ pub(crate) struct Frame {
     pub body: Vec<u8>,
     /// The body was one large MessagePack binary and holds its data only:
     /// the binary's header was left out as it arrived (see
-    /// [`crate::wire::codec::decode_owned`]).
+    /// [`crate::wire::handover::decode_owned`]).
     pub headless: bool,
 }
 
@@ -164,7 +164,7 @@ impl FrameReader {
             // piece: its data alone is kept, so that the body can become
             // the value's own buffer without a copy.
             if matches!(kind, Kind::Value | Kind::Failed) {
-                if let Some(start) = crate::wire::codec::binary_start(data, self.len) {
+                if let Some(start) = crate::wire::handover::binary_start(data, self.len) {
                     data = &data[start..];
                     self.len -= start;
                     self.headless = true;
@@ -302,7 +302,7 @@ mod tests {
     /// text, the body is kept whole. Either way it decodes to the same.
     #[test]
     fn a_large_binary_value_arrives_headless() {
-        use crate::wire::codec::{decode_owned, HAND_OVER};
+        use crate::wire::handover::{decode_owned, HAND_OVER};
         let data: Vec<u8> = (0..=HAND_OVER).map(|i| i as u8).collect();
         let body = encode(&crate::Bytes(data.clone())).unwrap();
         for (kind, piece, headless) in [
