@@ -146,29 +146,20 @@ fn pidfds_held() -> Vec<String> {
     pidfds()
 }
 
-/// What this process's descriptors point at, each as "number target".
-fn fds_now() -> Vec<String> {
+/// The pidfds this process holds ("anon_inode:[pidfd]"; "pidfd:[...]"
+/// where the kernel has pidfs).
+fn pidfds() -> Vec<String> {
     std::fs::read_dir("/proc/self/fd")
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|entry| {
             let target = std::fs::read_link(entry.path()).ok()?;
-            Some(format!(
-                "{} {}",
-                entry.file_name().to_string_lossy(),
-                target.display()
-            ))
+            let target = target.display().to_string();
+            target
+                .contains("pidfd")
+                .then(|| format!("{} {target}", entry.file_name().to_string_lossy()))
         })
-        .collect()
-}
-
-/// The pidfds this process holds ("anon_inode:[pidfd]"; "pidfd:[...]"
-/// where the kernel has pidfs).
-fn pidfds() -> Vec<String> {
-    fds_now()
-        .into_iter()
-        .filter(|fd| fd.contains("pidfd"))
         .collect()
 }
 
@@ -198,10 +189,22 @@ fn a_fork_child_holds_no_pidfd_of_another_call() {
     );
 }
 
-/// What this fork child's descriptors point at.
+/// What this fork child's descriptors point at, each as "number target".
 #[rwt::timeout(secs = 10.0, mode = "fork")]
 fn fd_targets() -> Vec<String> {
-    fds_now()
+    std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let target = std::fs::read_link(entry.path()).ok()?;
+            Some(format!(
+                "{} {}",
+                entry.file_name().to_string_lossy(),
+                target.display()
+            ))
+        })
+        .collect()
 }
 
 /// A command's captured stdout and stderr are pipes the caller reads
