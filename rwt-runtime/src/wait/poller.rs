@@ -2,18 +2,29 @@
 //! descriptors of every waiting async call (any executor, or tokio without
 //! the feature) and wakes the task whose descriptors are ready or whose
 //! deadline passed. It needs nothing from the executor but its `Waker`.
+//!
+//! The thread and its wake pipe are not kept for good: once no wait has
+//! been pending for [`LINGER`], the thread ends (under the poller's lock,
+//! so a wait that comes later starts a new one). A service whose waits go
+//! to the poller only in a busy moment holds no more threads or
+//! descriptors after it than before.
 
 use std::future::Future;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use nix::fcntl::OFlag;
 use nix::poll::PollFlags;
 
 use crate::os::fds::{self, RegisteredFd};
 use crate::os::state::ProcessLocal;
+
+/// How long the poller thread stays with no wait pending before it ends.
+/// Long enough that a burst of waits starts one thread, not one per wait
+/// (a start costs a thread and a pipe: tens of µs).
+pub(crate) const LINGER: Duration = Duration::from_millis(500);
 
 /// One wait handed to the poller: registered on first poll, deregistered
 /// when done or dropped.
@@ -154,19 +165,36 @@ fn poller_thread(wake: &RegisteredFd) {
     let mut set: Vec<nix::libc::pollfd> = Vec::new();
     // Which wait each entry of `set` (after the wake pipe) belongs to.
     let mut owners: Vec<u64> = Vec::new();
+    // Since when no wait has been pending (none: some is).
+    let mut idle_since: Option<Instant> = None;
     loop {
         set.clear();
         owners.clear();
         set.push(pollfd(wake_fd, PollFlags::POLLIN));
         let mut next: Option<Instant> = None;
         {
-            let p = poller();
+            let mut p = poller();
             for w in p.waits.iter().filter(|w| !w.fired) {
                 for &(fd, events) in &w.fds {
                     set.push(pollfd(fd, events));
                     owners.push(w.id);
                 }
                 next = Some(next.map_or(w.until, |n| n.min(w.until)));
+            }
+            if next.is_some() {
+                idle_since = None;
+            } else {
+                let since = *idle_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= LINGER {
+                    // Under the lock: a wait registered from now on finds
+                    // no wake pipe and starts a new thread. The pipe's
+                    // write end is closed once the lock is released.
+                    let write = p.wake.take();
+                    drop(p);
+                    drop(write);
+                    return;
+                }
+                next = Some(since + LINGER);
             }
         }
         let timeout = next.map(|n| {
@@ -219,5 +247,50 @@ fn pollfd(fd: RawFd, events: PollFlags) -> nix::libc::pollfd {
         fd,
         events: events.bits(),
         revents: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    /// Whether a thread of this process is named `rwt-poller`.
+    fn a_poller_thread_runs() -> bool {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(Result::ok)
+            .any(|t| {
+                std::fs::read_to_string(t.path().join("comm"))
+                    .is_ok_and(|name| name.trim_end() == "rwt-poller")
+            })
+    }
+
+    /// The poller's thread and wake pipe end once no wait has been pending
+    /// for `LINGER` (a busy moment must not leave them for good), and a
+    /// wait after that starts a new thread and is served.
+    #[test]
+    fn the_poller_thread_ends_once_idle_and_starts_again() {
+        let (read, _write) = nix::unistd::pipe2(OFlag::O_CLOEXEC).unwrap();
+        let wait_once = |ms: u64| {
+            let until = Instant::now() + Duration::from_millis(ms);
+            let wait = PollerWait::new(vec![(read.as_raw_fd(), PollFlags::POLLIN)], until);
+            crate::child::executor::park_on(wait);
+            assert!(Instant::now() >= until, "the wait fired before its time");
+        };
+        wait_once(10);
+        assert!(
+            a_poller_thread_runs(),
+            "the wait went through no poller thread"
+        );
+        // Other tests of this binary may use the poller meanwhile: wait
+        // for it to be idle, generously.
+        let deadline = Instant::now() + LINGER + Duration::from_secs(10);
+        while (poller().wake.is_some() || a_poller_thread_runs()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(poller().wake.is_none(), "the poller kept its wake pipe");
+        assert!(!a_poller_thread_runs(), "the poller thread is still there");
+        wait_once(10);
     }
 }

@@ -343,20 +343,23 @@ fn children_of(pid: u32) -> Vec<u32> {
     out
 }
 
-/// The footprint once the pool is done starting replacements: the same
-/// twice 200 ms apart, and (given `at_most`) no more than it, within 3 s.
+/// The footprint once the pool is done starting replacements and rwt's
+/// poller thread (which ends 0.5 s after its last wait) is gone: the same
+/// for 0.8 s (five looks 200 ms apart), and (given `at_most`) no more than
+/// it, within 5 s.
 fn settled(pid: u32, at_most: Option<Footprint>) -> Footprint {
     let started = Instant::now();
+    let key = |f: &Footprint| (f.children, f.threads, f.fds);
     let mut last = footprint(pid);
+    let mut same = 0;
     loop {
         std::thread::sleep(Duration::from_millis(200));
         let now = footprint(pid);
         let within = at_most.is_none_or(|m| {
             now.children <= m.children && now.threads <= m.threads && now.fds <= m.fds
         });
-        let steady =
-            (now.children, now.threads, now.fds) == (last.children, last.threads, last.fds);
-        if (steady && within) || started.elapsed() > Duration::from_secs(3) {
+        same = if key(&now) == key(&last) { same + 1 } else { 0 };
+        if (same >= 4 && within) || started.elapsed() > Duration::from_secs(5) {
             return now;
         }
         last = now;
