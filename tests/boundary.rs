@@ -133,3 +133,58 @@ test_each_mode_role!(
     run_with_stdio_closed,
     "closed-stdio"
 );
+
+/// Sleeps a second, in a fork child.
+#[rwt::timeout(secs = 10.0, mode = "fork")]
+fn sleeps_a_second() {
+    std::thread::sleep(std::time::Duration::from_secs(1));
+}
+
+/// The pidfds this fork child holds, each as "number target".
+#[rwt::timeout(secs = 10.0, mode = "fork")]
+fn pidfds_held() -> Vec<String> {
+    pidfds()
+}
+
+/// The pidfds this process holds ("anon_inode:[pidfd]"; "pidfd:[...]"
+/// where the kernel has pidfs).
+fn pidfds() -> Vec<String> {
+    std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let target = std::fs::read_link(entry.path()).ok()?;
+            let target = target.display().to_string();
+            target
+                .contains("pidfd")
+                .then(|| format!("{} {target}", entry.file_name().to_string_lossy()))
+        })
+        .collect()
+}
+
+/// rwt holds each child by a pidfd while its call runs. A fork child of
+/// another call must not hold a copy: through it, the function could
+/// signal a stranger's child (`pidfd_send_signal`), or keep its pidfd
+/// alive after rwt let it go.
+#[test]
+fn a_fork_child_holds_no_pidfd_of_another_call() {
+    let other = std::thread::spawn(sleeps_a_second);
+    // Once this process holds a pidfd, another call is in flight (this
+    // one's, or another test's: neither may reach the child below).
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while pidfds().is_empty() {
+        assert!(
+            std::time::Instant::now() < until,
+            "the other call never held a pidfd"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let held = pidfds_held();
+    other.join().unwrap().unwrap();
+    let held = held.unwrap();
+    assert!(
+        held.is_empty(),
+        "a fork child holds another call's pidfd: {held:?}"
+    );
+}

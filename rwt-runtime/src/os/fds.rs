@@ -9,7 +9,7 @@
 //! Never emit a tracing event or touch stdout/stderr while holding the
 //! list: `fork` takes the stdout and stderr locks *before* it.
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -198,6 +198,12 @@ impl RegisteredFd {
         if let Some(fd) = self.0.take() {
             fds.unregister(fd.as_raw_fd());
         }
+    }
+}
+
+impl AsFd for RegisteredFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd().as_fd()
     }
 }
 

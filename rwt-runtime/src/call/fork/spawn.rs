@@ -68,7 +68,7 @@ where
         Ok(ForkResult::Parent { child: pid }) => {
             // Checked while this process still holds the write end, so
             // that it can be compared with the child's.
-            let child = Child::adopt_holding(pid, write.as_fd(), write.as_raw_fd());
+            let child = Child::adopt_holding_in(pid, write.as_fd(), write.as_raw_fd(), &mut fds);
             drop(write);
             locks.release(fds);
             watch_from_parent(child, read)

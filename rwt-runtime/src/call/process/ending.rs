@@ -82,7 +82,7 @@ impl Child {
             let res = match &self.pidfd {
                 Some(fd) => {
                     use std::os::fd::AsRawFd;
-                    let fd = nix::libc::id_t::try_from(fd.as_raw_fd()).unwrap_or(0);
+                    let fd = nix::libc::id_t::try_from(fd.as_fd().as_raw_fd()).unwrap_or(0);
                     crate::os::usage::waitid(nix::libc::P_PIDFD, fd, nix::libc::WEXITED)
                 }
                 // The exit was seen (WNOWAIT): the zombie is there to reap,

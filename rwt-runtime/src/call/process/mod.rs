@@ -9,13 +9,14 @@
 //! in (it sees the exit without reaping); elsewhere `waitpid(pid, WNOHANG)`,
 //! which reaps as it sees the exit.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use crate::os::fds::{Fds, RegisteredFd};
 #[cfg(target_os = "linux")]
 use crate::os::pidfd::{kcmp_file, pidfd_alive, pidfd_open};
 use crate::os::usage::Usage;
@@ -39,7 +40,9 @@ pub(crate) enum Status {
 #[derive(Debug)]
 pub(crate) struct Child {
     pid: Pid,
-    pidfd: Option<OwnedFd>,
+    /// Registered, so that a fork-mode child of another call closes its
+    /// copy (it could signal this child through it otherwise).
+    pidfd: Option<RegisteredFd>,
     /// Set once reaped (or lost): from then on the pid is not ours to signal.
     status: Option<Status>,
     /// When rwt took charge of it, for [`Usage::wall`].
@@ -55,8 +58,18 @@ pub(crate) struct Child {
 }
 
 impl Child {
-    /// Takes charge of the child `pid`, just forked by this thread.
+    /// Takes charge of the child `pid`, just started by this thread. Its
+    /// pidfd is opened and registered under rwt's descriptor list (a fork
+    /// in progress holds it for as long as the kernel copies the caller, as
+    /// for every descriptor rwt makes), so that no fork child of another
+    /// call holds it.
     pub(crate) fn adopt(pid: Pid) -> Child {
+        Child::adopt_in(pid, &mut crate::os::fds::fds())
+    }
+
+    /// [`Child::adopt`], by a thread that holds the descriptor list.
+    #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
+    pub(crate) fn adopt_in(pid: Pid, fds: &mut Fds) -> Child {
         let mut child = Child {
             pid,
             pidfd: None,
@@ -82,7 +95,7 @@ impl Child {
                     // waitid(P_PIDFD): the pid-based fallback, without the
                     // pidfd (whose exits it could not read).
                     Err(Errno::EINVAL) => {}
-                    _ => child.pidfd = Some(fd),
+                    _ => child.pidfd = Some(RegisteredFd::new(fds, fd)),
                 }
             }
             Err(Errno::ESRCH) => child.status = Some(Status::Lost),
@@ -109,12 +122,25 @@ impl Child {
     /// ended (it has no files left to compare), `adopt`'s check is all
     /// there is.
     pub(crate) fn adopt_holding(pid: Pid, ours: BorrowedFd<'_>, theirs: i32) -> Child {
+        Child::adopt_holding_in(pid, ours, theirs, &mut crate::os::fds::fds())
+    }
+
+    /// [`Child::adopt_holding`], by a thread that holds the descriptor list.
+    #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
+    pub(crate) fn adopt_holding_in(
+        pid: Pid,
+        ours: BorrowedFd<'_>,
+        theirs: i32,
+        fds: &mut Fds,
+    ) -> Child {
         #[allow(unused_mut)] // only Linux has a second look
-        let mut child = Child::adopt(pid);
+        let mut child = Child::adopt_in(pid, fds);
         #[cfg(target_os = "linux")]
         if child.pidfd.is_some() && child.is_stranger(ours, theirs) {
             tracing::debug!(target: "rwt", pid = child.pid(), "pid already reused: not ours");
-            child.pidfd = None;
+            if let Some(fd) = child.pidfd.take() {
+                fd.close_locked(fds);
+            }
             child.status = Some(Status::Lost);
         }
         child
