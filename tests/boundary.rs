@@ -188,3 +188,60 @@ fn a_fork_child_holds_no_pidfd_of_another_call() {
         "a fork child holds another call's pidfd: {held:?}"
     );
 }
+
+/// What this fork child's descriptors point at, each as "number target".
+#[rwt::timeout(secs = 10.0, mode = "fork")]
+fn fd_targets() -> Vec<String> {
+    std::fs::read_dir("/proc/self/fd")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let target = std::fs::read_link(entry.path()).ok()?;
+            Some(format!(
+                "{} {}",
+                entry.file_name().to_string_lossy(),
+                target.display()
+            ))
+        })
+        .collect()
+}
+
+/// A command's captured stdout and stderr are pipes the caller reads
+/// while it runs. A fork child of another call must not hold them: with
+/// the read end it could take the command's output, with a write end
+/// (copied while the command starts) keep the pipe open after it ended.
+#[test]
+fn a_fork_child_holds_no_pipe_of_a_command_in_flight() {
+    use rwt::CommandExt;
+    let note = common::Scratch::new("command-pid");
+    let script = format!("echo $$ > {}; sleep 1", note.arg());
+    let command = std::thread::spawn(move || {
+        Command::new("sh")
+            .args(["-c", &script])
+            .output_timeout(10.0)
+    });
+    let pid = common::read_pid(note.path(), std::time::Duration::from_secs(5))
+        .expect("the command never noted its pid");
+    let pipe = |fd: u32| {
+        std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+            .unwrap()
+            .display()
+            .to_string()
+    };
+    let (out, err) = (pipe(1), pipe(2));
+    assert!(
+        out.starts_with("pipe:") && err.starts_with("pipe:"),
+        "{out} {err}"
+    );
+    let held = fd_targets().unwrap();
+    command.join().unwrap().unwrap();
+    let leaked: Vec<_> = held
+        .iter()
+        .filter(|fd| fd.ends_with(&format!(" {out}")) || fd.ends_with(&format!(" {err}")))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "a fork child holds the command's pipes: {leaked:?}"
+    );
+}

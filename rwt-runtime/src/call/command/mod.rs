@@ -10,9 +10,9 @@
 //! running, its pid reported as an orphan and reaped when it ends.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::{CommandExt as _, ExitStatusExt};
-use std::process::{ChildStderr, ChildStdout, Command, ExitStatus, Output, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
 
 use nix::fcntl::{FcntlArg, OFlag};
@@ -25,6 +25,7 @@ use crate::call::process::{Child, Status};
 use crate::call::{reaper, retry};
 use crate::options::Checked;
 use crate::os::cancel::Epoch;
+use crate::os::fds::{self, RegisteredFd};
 use crate::wait::deadline::{self, Deadline};
 use crate::{Error, Options};
 
@@ -234,18 +235,36 @@ fn attempt(
 }
 
 /// Starts the command, its pipes (if captured) non-blocking.
+///
+/// Started under rwt's descriptor list, and the captured pipes registered
+/// there, as every descriptor rwt keeps for a call: no fork-mode child of
+/// another call holds a copy of either end (a write end would keep the
+/// pipe open after the command ended; a read end would let that child take
+/// the output). The list is held as long as the spawn takes (std uses
+/// `posix_spawn`, which does not copy the caller's memory, unless the
+/// `Command` needs a `fork`).
 fn start(
     cmd: &mut Command,
     function: &str,
-) -> io::Result<(Child, Option<ChildStdout>, Option<ChildStderr>)> {
-    let mut spawned = cmd.spawn()?;
-    let pid = Pid::from_raw(i32::try_from(spawned.id()).map_err(|_| io::Error::other("pid"))?);
-    let child = Child::adopt(pid);
+) -> io::Result<(Child, Option<RegisteredFd>, Option<RegisteredFd>)> {
+    let (child, stdout, stderr) = {
+        let mut fds = fds::fds();
+        let mut spawned = cmd.spawn()?;
+        let pid = Pid::from_raw(i32::try_from(spawned.id()).map_err(|_| io::Error::other("pid"))?);
+        let child = Child::adopt_in(pid, &mut fds);
+        let stdout = spawned
+            .stdout
+            .take()
+            .map(|p| RegisteredFd::new(&mut fds, OwnedFd::from(p)));
+        let stderr = spawned
+            .stderr
+            .take()
+            .map(|p| RegisteredFd::new(&mut fds, OwnedFd::from(p)));
+        // std's handle is no longer needed: rwt reaps the child itself.
+        drop(spawned);
+        (child, stdout, stderr)
+    };
     tracing::debug!(target: "rwt", function, pid = child.pid(), "command started");
-    let stdout = spawned.stdout.take();
-    let stderr = spawned.stderr.take();
-    // std's handle is no longer needed: rwt reaps the child itself.
-    drop(spawned);
     for pipe in [
         stdout.as_ref().map(AsFd::as_fd),
         stderr.as_ref().map(AsFd::as_fd),

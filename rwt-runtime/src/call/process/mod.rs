@@ -63,6 +63,7 @@ impl Child {
     /// in progress holds it for as long as the kernel copies the caller, as
     /// for every descriptor rwt makes), so that no fork child of another
     /// call holds it.
+    #[cfg(test)]
     pub(crate) fn adopt(pid: Pid) -> Child {
         Child::adopt_in(pid, &mut crate::os::fds::fds())
     }
