@@ -146,20 +146,29 @@ fn pidfds_held() -> Vec<String> {
     pidfds()
 }
 
-/// The pidfds this process holds ("anon_inode:[pidfd]"; "pidfd:[...]"
-/// where the kernel has pidfs).
-fn pidfds() -> Vec<String> {
+/// What this process's descriptors point at, each as "number target".
+fn fds_now() -> Vec<String> {
     std::fs::read_dir("/proc/self/fd")
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|entry| {
             let target = std::fs::read_link(entry.path()).ok()?;
-            let target = target.display().to_string();
-            target
-                .contains("pidfd")
-                .then(|| format!("{} {target}", entry.file_name().to_string_lossy()))
+            Some(format!(
+                "{} {}",
+                entry.file_name().to_string_lossy(),
+                target.display()
+            ))
         })
+        .collect()
+}
+
+/// The pidfds this process holds ("anon_inode:[pidfd]"; "pidfd:[...]"
+/// where the kernel has pidfs).
+fn pidfds() -> Vec<String> {
+    fds_now()
+        .into_iter()
+        .filter(|fd| fd.contains("pidfd"))
         .collect()
 }
 
@@ -189,22 +198,10 @@ fn a_fork_child_holds_no_pidfd_of_another_call() {
     );
 }
 
-/// What this fork child's descriptors point at, each as "number target".
+/// What this fork child's descriptors point at.
 #[rwt::timeout(secs = 10.0, mode = "fork")]
 fn fd_targets() -> Vec<String> {
-    std::fs::read_dir("/proc/self/fd")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let target = std::fs::read_link(entry.path()).ok()?;
-            Some(format!(
-                "{} {}",
-                entry.file_name().to_string_lossy(),
-                target.display()
-            ))
-        })
-        .collect()
+    fds_now()
 }
 
 /// A command's captured stdout and stderr are pipes the caller reads
