@@ -122,29 +122,46 @@ impl Child {
     /// (5.3, 5.4: no pidfd is kept), and for a child that is exiting or has
     /// ended (it has no files left to compare), `adopt`'s check is all
     /// there is.
+    ///
+    /// The descriptor list is held only while the pidfd is opened and
+    /// registered: the check after it (a `kcmp`, and a `/proc` read for a
+    /// child on its way out) is not something other calls' forks wait for.
+    #[cfg_attr(not(target_os = "linux"), allow(unused_variables, unused_mut))]
     pub(crate) fn adopt_holding(pid: Pid, ours: BorrowedFd<'_>, theirs: i32) -> Child {
-        Child::adopt_holding_in(pid, ours, theirs, &mut crate::os::fds::fds())
+        let mut child = Child::adopt_in(pid, &mut crate::os::fds::fds());
+        #[cfg(target_os = "linux")]
+        // A stranger's pidfd is closed (through the list, or deferred
+        // while a fork holds it).
+        drop(child.take_if_stranger(ours, theirs));
+        child
     }
 
     /// [`Child::adopt_holding`], by a thread that holds the descriptor list.
-    #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
+    #[cfg_attr(not(target_os = "linux"), allow(unused_variables, unused_mut))]
     pub(crate) fn adopt_holding_in(
         pid: Pid,
         ours: BorrowedFd<'_>,
         theirs: i32,
         fds: &mut Fds,
     ) -> Child {
-        #[allow(unused_mut)] // only Linux has a second look
         let mut child = Child::adopt_in(pid, fds);
         #[cfg(target_os = "linux")]
-        if child.pidfd.is_some() && child.is_stranger(ours, theirs) {
-            tracing::debug!(target: "rwt", pid = child.pid(), "pid already reused: not ours");
-            if let Some(fd) = child.pidfd.take() {
-                fd.close_locked(fds);
-            }
-            child.status = Some(Status::Lost);
+        if let Some(fd) = child.take_if_stranger(ours, theirs) {
+            fd.close_locked(fds);
         }
         child
+    }
+
+    /// If the process the pidfd names is a stranger ([`Child::is_stranger`]):
+    /// marks the child `Lost` and hands back its pidfd, to be closed.
+    #[cfg(target_os = "linux")]
+    fn take_if_stranger(&mut self, ours: BorrowedFd<'_>, theirs: i32) -> Option<RegisteredFd> {
+        if self.pidfd.is_none() || !self.is_stranger(ours, theirs) {
+            return None;
+        }
+        tracing::debug!(target: "rwt", pid = self.pid(), "pid already reused: not ours");
+        self.status = Some(Status::Lost);
+        self.pidfd.take()
     }
 
     /// Whether the (pidfd-pinned) process holds something else than `ours`
