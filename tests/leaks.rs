@@ -100,13 +100,14 @@ fn calls_per_mode() -> u32 {
         .unwrap_or(1000)
 }
 
-/// Descriptor and thread counts once they have stopped changing for 300 ms
-/// (the reaper collecting retired workers, then ending), within 5 s.
+/// Descriptor and thread counts once they have stopped changing for 800 ms
+/// (the reaper collecting retired workers, then ending; rwt's poller
+/// thread ending 0.5 s after its last wait, with its wake pipe), within 5 s.
 fn settled() -> (usize, usize) {
     let mut last = (fd_count(), thread_count());
     let mut since = std::time::Instant::now();
     let start = since;
-    while since.elapsed() < Duration::from_millis(300) && start.elapsed() < Duration::from_secs(5) {
+    while since.elapsed() < Duration::from_millis(800) && start.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(20));
         let now = (fd_count(), thread_count());
         if now != last {
@@ -153,8 +154,9 @@ fn many_calls_of_every_outcome_in_each_mode_leak_nothing() {
     fork::ok(0).unwrap();
     exec::ok(0).unwrap();
     pool::ok(0).unwrap();
-    // rwt's spawner and poller threads, and the runtime's, live on: start
-    // them before counting.
+    // rwt's spawner threads and the runtime's live on: start them before
+    // counting. (The poller thread this starts ends once idle: `settled`
+    // waits for that.)
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
