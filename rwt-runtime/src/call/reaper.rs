@@ -7,7 +7,7 @@
 //! it never calls `waitpid(-1)` and installs no SIGCHLD handler, so it never
 //! takes a status that belongs to someone else.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -25,10 +25,9 @@ struct State {
     running: bool,
     /// Children handed over and not yet picked up by the thread.
     pending: Vec<Child>,
-    /// Write end of the wake-up pipe, while the thread runs.
+    /// Write end of the wake-up pipe, while the thread runs (its read end
+    /// is the thread's own).
     wake: Option<OwnedFd>,
-    /// Read end of the wake-up pipe, owned by the thread.
-    wake_read: Option<RawFd>,
 }
 
 /// In a child, the parent's reaper and its children are not ours: a fresh
@@ -38,7 +37,6 @@ static STATE: ProcessLocal<State> = ProcessLocal::new(
         running: false,
         pending: Vec::new(),
         wake: None,
-        wake_read: None,
     },
     || {},
 );
@@ -54,13 +52,26 @@ pub(crate) fn adopt(child: Child) {
         }
         return;
     }
-    // This thread starts it. The pipe is made and registered without the
-    // state's lock held: registering takes the descriptor list's lock,
-    // which a fork in progress holds. Meanwhile other adopters see it
+    // This thread starts it. The thread makes its own wake-up pipe:
+    // registering it takes the descriptor list's lock, which a fork in
+    // progress holds while the kernel copies the caller, and a call handing
+    // a child over must not wait for that. Meanwhile other adopters see it
     // running and leave their children pending; the thread takes them all
-    // when it starts.
+    // once it has its pipe.
     shared.running = true;
     drop(shared);
+    let spawned = std::thread::Builder::new()
+        .name("rwt-reaper".into())
+        .spawn(start);
+    if let Err(e) = spawned {
+        tracing::debug!(target: "rwt", error = %e, "could not start the reaper thread");
+        // The children stay pending and the next adopt tries again.
+        STATE.lock().running = false;
+    }
+}
+
+/// The reaper thread's start: its wake-up pipe, then [`run`].
+fn start() {
     // Made and registered under the descriptor list's lock, so no fork
     // sees it unregistered.
     let made = {
@@ -79,41 +90,12 @@ pub(crate) fn adopt(child: Child) {
         STATE.lock().running = false;
         return;
     };
-    // Shared with the thread, so that if it cannot start, `read` is still
-    // here to be unregistered before it is closed.
-    let read = std::sync::Arc::new(read);
-    let theirs = std::sync::Arc::clone(&read);
-    {
-        let mut shared = STATE.lock();
-        shared.wake_read = Some(read.as_raw_fd());
-        shared.wake = Some(write);
-    }
-    let spawned = std::thread::Builder::new()
-        .name("rwt-reaper".into())
-        .spawn(move || run(theirs));
-    if let Err(e) = spawned {
-        tracing::debug!(target: "rwt", error = %e, "could not start the reaper thread");
-        let (wake, wake_read) = {
-            let mut shared = STATE.lock();
-            shared.running = false;
-            (shared.wake.take(), shared.wake_read.take())
-        };
-        // Unregistered before they are closed, so no fork sees a number
-        // that has been reused.
-        let mut fds = fds::fds();
-        if let Some(w) = wake {
-            fds.unregister(w.as_raw_fd());
-        }
-        if let Some(r) = wake_read {
-            fds.unregister(r);
-        }
-        drop(read);
-    }
+    STATE.lock().wake = Some(write);
+    run(read);
 }
 
-/// The reaper thread. `wake` may be shared, for a moment, with the
-/// `adopt` that started it.
-fn run(wake: std::sync::Arc<OwnedFd>) {
+/// The reaper thread, with the read end of its wake-up pipe.
+fn run(wake: OwnedFd) {
     let mut children: Vec<Child> = Vec::new();
     let mut buf = [0u8; 64];
     loop {
@@ -122,7 +104,6 @@ fn run(wake: std::sync::Arc<OwnedFd>) {
             children.append(&mut shared.pending);
             if children.is_empty() {
                 shared.running = false;
-                shared.wake_read = None;
                 Some(shared.wake.take())
             } else {
                 None
@@ -168,5 +149,56 @@ fn run(wake: std::sync::Arc<OwnedFd>) {
                 true
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Handing a child to the reaper never waits for rwt's descriptor list
+    /// (a fork of a large caller holds it for milliseconds), even when the
+    /// reaper thread must be started: the thread makes its pipe itself.
+    /// And the child is reaped once the list is free.
+    #[test]
+    #[allow(clippy::zombie_processes)] // the reaper reaps it: that is the test
+    fn a_hand_over_does_not_wait_for_the_descriptor_list() {
+        let sleeper = std::process::Command::new("sleep")
+            .arg("0.1")
+            .spawn()
+            .unwrap();
+        let pid = sleeper.id();
+        let child = Child::adopt(nix::unistd::Pid::from_raw(pid as i32));
+        // Let a reaper started by another test end, so that this hand-over
+        // is likely the one that starts it (if not, it cannot wait either).
+        let quiet = std::time::Instant::now() + Duration::from_secs(5);
+        while STATE.lock().running && std::time::Instant::now() < quiet {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let held = std::sync::Barrier::new(2);
+        let released = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let list = fds::fds();
+                held.wait();
+                std::thread::sleep(Duration::from_millis(300));
+                // Said before the list is let go: a hand-over that waited
+                // for the list sees it.
+                released.store(true, Ordering::SeqCst);
+                drop(list);
+            });
+            held.wait();
+            adopt(child);
+            assert!(
+                !released.load(Ordering::SeqCst),
+                "the hand-over waited for the descriptor list"
+            );
+        });
+        let gone = std::time::Instant::now() + Duration::from_secs(5);
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            assert!(std::time::Instant::now() < gone, "{pid} was never reaped");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
